@@ -22,23 +22,30 @@ VOLATILE_METADATA = ("execution", "collapsed", "scrolled")
 
 
 def strip(nb: dict) -> dict:
-    """Return ``nb`` with outputs removed from every code cell not marked for nbval."""
+    """Return ``nb`` with outputs removed from every code cell not marked for nbval.
+
+    A marked cell keeps its text outputs and gets a stable execution count (its position among
+    the code cells): nbval refuses a reference cell with outputs but no execution count, and a
+    count from an actual run would change the file on every run.
+    """
+    n_code = 0
     for cell in nb.get("cells", []):
         if cell.get("cell_type") != "code":
             cell.pop("outputs", None)
             cell.pop("execution_count", None)
             continue
+        n_code += 1
         source = "".join(cell.get("source", []))
         if MARKER in source:
-            # Keep text only: images and execution counts change from run to run.
+            # Keep text only: images and memory addresses change from run to run.
             cell["outputs"] = [o for o in cell.get("outputs", []) if _is_text(o)]
+            cell["execution_count"] = n_code
             for o in cell["outputs"]:
-                o.pop("execution_count", None)
                 if o.get("output_type") == "execute_result":
-                    o["execution_count"] = None
+                    o["execution_count"] = n_code
         else:
             cell["outputs"] = []
-        cell["execution_count"] = None
+            cell["execution_count"] = None
         for key in VOLATILE_METADATA:
             cell.get("metadata", {}).pop(key, None)
     return nb
