@@ -36,7 +36,10 @@ book-clean: $(STAMP)  ## rebuild every page from scratch (what CI does)
 
 test: $(STAMP) lint  ## run every test: library, chapters, exercises and graders, book in a browser
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope tests chapters exercises/solutions \
-	  --nbval-lax --nbval-current-env -p no:cacheprovider
+	  --nbval-lax --nbval-current-env -p no:cacheprovider --ignore=tests/browser
+	$(MAKE) --no-print-directory book-clean
+	bash tools/ensure_chromium.sh
+	$(BIN)/python -m pytest tests/browser -p no:cacheprovider
 
 lint: $(STAMP)  ## ruff check and format check
 	$(BIN)/ruff check .
@@ -45,6 +48,13 @@ lint: $(STAMP)  ## ruff check and format check
 format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+grade: $(STAMP)  ## grade your exercises: all of them, or one with e.g. make grade EX=ex03
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=60 \
+	  -p no:cacheprovider -p no:hypothesispytest -o addopts= -q exercises/$(EX)*.ipynb
+
+students: $(STAMP)  ## regenerate the learner notebooks exercises/ex*.ipynb from exercises/solutions/
+	$(BIN)/python tools/exercises.py generate
 
 bench: $(STAMP)  ## time bn_core against torch and print the ratios
 	$(BIN)/python -m bn_core.bench
