@@ -220,12 +220,14 @@ def draw_bn_graph(ax=None, *, numbers: bool = True):
                 "arrowstyle": "-|>",
                 "color": "#333333",
                 "lw": 1.2,
-                "shrinkA": 16,
-                "shrinkB": 16,
-                "patchA": boxes[src],
-                "patchB": boxes[dst],
+                "shrinkA": 2,
+                "shrinkB": 2,
+                # clip at the drawn boxes; the arrows are drawn after the boxes (higher zorder)
+                # because a text box is only positioned when it is drawn
+                "patchA": boxes[src].get_bbox_patch(),
+                "patchB": boxes[dst].get_bbox_patch(),
             },
-            zorder=2,
+            zorder=4,
         )
     ax.set_xlim(-0.6, 10.6)
     ax.set_ylim(0.3, 3.0)
