@@ -146,7 +146,11 @@ def generate_notebook(solution_nb: dict, name: str = "notebook") -> dict:
         else:
             if BEGIN in text:
                 raise ValueError(f"{name} cell {i}: solution markers belong in code cells")
-            cell["source"] = _lines(rebase_links(text, src_dir, dst_dir))
+            text = rebase_links(text, src_dir, dst_dir)
+            # The solution's title says "Solution N"; the learner's says "Exercise N", so the
+            # two read differently in the book's sidebar.
+            text = re.sub(r"^# Solution (\d+)", r"# Exercise \1", text, count=1)
+            cell["source"] = _lines(text)
         for key in ("execution", "collapsed", "scrolled"):
             cell.get("metadata", {}).pop(key, None)
         cells.append(cell)
