@@ -150,3 +150,22 @@ def test_band_plots_mean_and_checks_shapes():
         lab.style.band(ax, [0, 1], ys)
     assert matplotlib.rcParams["figure.facecolor"] == "white"
     plt.close(fig)
+
+
+@pytest.mark.parametrize("init, gain", [("he", 2.0), ("lecun", 1.0)])
+def test_fan_in_init_scales_with_fan_in(init, gain):
+    """The fan-in initializations: Var(w) = gain / fan_in in every layer, biases zero."""
+    net = models.MLP(400, hidden=(300, 200), out_features=10, init_std=init)
+    ens = ensemble.EnsembleMLP(3, 400, hidden=(300, 200), out_features=10, init_std=init)
+    for layer in net.layers:
+        assert layer.weight.std().item() == pytest.approx(
+            (gain / layer.in_features) ** 0.5, rel=0.05
+        )
+        if layer.bias is not None:
+            assert not layer.bias.any()
+    for w in ens.linear_weights():
+        assert w.std().item() == pytest.approx((gain / w.shape[1]) ** 0.5, rel=0.05)
+    with pytest.raises(ValueError, match="'he' or 'lecun'"):
+        models.MLP(4, hidden=(3,), init_std="xavier")
+    with pytest.raises(ValueError, match="'he' or 'lecun'"):
+        ensemble.EnsembleMLP(2, 4, hidden=(3,), init_std="xavier")

@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .data import Dataset
+from .models import FAN_IN_GAINS
 from .train import History
 
 _ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
@@ -38,9 +39,12 @@ class EnsembleMLP(nn.Module):
         Batch normalization uses each member's own mini-batch statistics in training (biased
         variance) and its running estimates in eval mode (unbiased variance stored, PyTorch's
         ``momentum`` convention), exactly like ``nn.BatchNorm1d``.
-    init_std : float or array of shape (S,), optional
-        Weights drawn from N(0, init_std^2) with zero biases; per member if an array. Otherwise
-        torch's default ``nn.Linear`` initialization.
+    init_std : float, array of shape (S,), "he" or "lecun", optional
+        Weights drawn from N(0, init_std^2) with zero biases; per member if an array.
+        ``"he"`` and ``"lecun"`` are fan-in initializations: N(0, 2 / fan_in) (He et al.
+        2015, for ReLU) and N(0, 1 / fan_in) (LeCun, for sigmoid and tanh), zero biases: the
+        BN-free way to keep activations at a steady scale, and the fair baseline for "with vs
+        without BN". Otherwise torch's default ``nn.Linear`` initialization.
     dropout : float, default 0.0
         Dropout probability after each hidden activation.
     seeds : sequence of int, optional
@@ -71,7 +75,7 @@ class EnsembleMLP(nn.Module):
         *,
         activation: str = "sigmoid",
         norm: str | None = None,
-        init_std: float | Sequence[float] | np.ndarray | None = None,
+        init_std: float | str | Sequence[float] | np.ndarray | None = None,
         dropout: float = 0.0,
         seeds: Sequence[int] | None = None,
         linear_bias: bool | None = None,
@@ -91,7 +95,14 @@ class EnsembleMLP(nn.Module):
         seeds = list(range(n_models)) if seeds is None else list(seeds)
         if len(seeds) != n_models:
             raise ValueError(f"got {len(seeds)} seeds for n_models={n_models}")
-        stds = None if init_std is None else np.broadcast_to(np.asarray(init_std, float), n_models)
+        fan_in_gain = FAN_IN_GAINS.get(init_std) if isinstance(init_std, str) else None
+        if isinstance(init_std, str) and fan_in_gain is None:
+            raise ValueError(f"init_std must be a number, 'he' or 'lecun', got {init_std!r}")
+        stds = (
+            None
+            if init_std is None or fan_in_gain is not None
+            else np.broadcast_to(np.asarray(init_std, float), n_models)
+        )
         self.n_models, self.norm, self.num_groups = n_models, norm, num_groups
         self.eps, self.momentum, self.dropout = eps, momentum, dropout
         self.activation = activation
@@ -109,7 +120,9 @@ class EnsembleMLP(nn.Module):
             gen = torch.Generator().manual_seed(int(seed))
             for w, b in zip(weights, biases, strict=True):
                 fan_in = w.shape[1]
-                if stds is None:  # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+                if fan_in_gain is not None:
+                    w[s].normal_(0.0, (fan_in_gain / fan_in) ** 0.5, generator=gen)
+                elif stds is None:  # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
                     bound = 1.0 / fan_in**0.5
                     w[s].uniform_(-bound, bound, generator=gen)
                     b[s].uniform_(-bound, bound, generator=gen)

@@ -19,6 +19,10 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 
 NormSpec = str | Callable[[int], nn.Module] | None
 
+#: Variance gain of the fan-in initializations: Var(w) = gain / fan_in (He for ReLU, LeCun
+#: for sigmoid and tanh).
+FAN_IN_GAINS = {"he": 2.0, "lecun": 1.0}
+
 
 def make_norm(norm: NormSpec, width: int, *, num_groups: int = 4) -> nn.Module:
     """Build the normalization layer for a hidden layer of ``width`` units.
@@ -67,10 +71,11 @@ class MLP(nn.Module):
         Widths of the hidden layers (the paper's Figure 1 network has three of 100 units).
     activation : {"sigmoid", "relu", "tanh"}, default "sigmoid"
     norm : see :func:`make_norm`, default None
-    init_std : float, optional
-        If given, every weight is drawn from N(0, init_std^2) and biases start at 0 (the
-        paper's "small Gaussian" initialization, and the scale sweeps). Otherwise torch's
-        default initialization.
+    init_std : float, "he" or "lecun", optional
+        If a number, every weight is drawn from N(0, init_std^2) and biases start at 0 (the
+        paper's "small Gaussian" initialization, and the scale sweeps). ``"he"`` draws from
+        N(0, 2 / fan_in) and ``"lecun"`` from N(0, 1 / fan_in), biases 0 (fan-in
+        initializations, the BN-free baseline). Otherwise torch's default initialization.
     dropout : float, default 0.0
         Dropout probability after each hidden activation.
     linear_bias : bool, optional
@@ -94,7 +99,7 @@ class MLP(nn.Module):
         *,
         activation: str = "sigmoid",
         norm: NormSpec = None,
-        init_std: float | None = None,
+        init_std: float | str | None = None,
         dropout: float = 0.0,
         linear_bias: bool | None = None,
         num_groups: int = 4,
@@ -112,9 +117,16 @@ class MLP(nn.Module):
         self.activation = ACTIVATIONS[activation]()
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.head = nn.Linear(widths[-1], out_features)
+        if isinstance(init_std, str) and init_std not in FAN_IN_GAINS:
+            raise ValueError(f"init_std must be a number, 'he' or 'lecun', got {init_std!r}")
         if init_std is not None:
             for layer in [*self.linears, self.head]:
-                nn.init.normal_(layer.weight, std=init_std)
+                std = (
+                    (FAN_IN_GAINS[init_std] / layer.in_features) ** 0.5
+                    if isinstance(init_std, str)
+                    else init_std
+                )
+                nn.init.normal_(layer.weight, std=std)
                 if layer.bias is not None:
                     nn.init.zeros_(layer.bias)
         self.record = False
