@@ -153,3 +153,72 @@ def test_scale_invariance_before_bn():
     with torch.no_grad():
         ens.weights[0].mul_(10.0)
     assert landscape.member_losses(ens, x, y).item() == pytest.approx(base, rel=1e-4)
+
+
+def test_noisy_bn_random_walk_drifts_slowly_and_is_off_by_default():
+    u = torch.zeros(1, 4, 50)
+    walk = noise.NoisyBN(mean_range=0.0, scale_max=1.0, jitter=0.0, walk_shift=0.02, seed=0)
+    walk(0, u)
+    shifts = []
+    for _ in range(400):
+        walk.resample()
+        walk(0, u)
+        shifts.append(walk.params[0][0].clone())
+    shifts = torch.stack(shifts)[:, 0, 0]  # (steps, units)
+    steps = (shifts[1:] - shifts[:-1]).std()
+    assert float(steps) == pytest.approx(0.02, rel=0.1)  # one step of the walk
+    # after t steps the walk has wandered about 0.02 sqrt(t) (a random walk, not a jitter)
+    assert float((shifts[-1] - shifts[0]).std()) == pytest.approx(0.02 * 399**0.5, rel=0.3)
+    still = noise.NoisyBN(mean_range=0.0, scale_max=1.0, jitter=0.0, seed=0)
+    still(0, u)
+    still.resample()
+    assert torch.equal(still(0, u), u) and not still.walk
+    with pytest.raises(ValueError, match="walk_shift"):
+        noise.NoisyBN(walk_shift=-1.0)
+
+
+def test_noise_through_next_bn_keeps_per_example_noise_and_removes_affine_noise():
+    ens = ensemble.EnsembleMLP(2, 5, (16, 16, 16), 3, norm="batch", activation="relu", seeds=[0, 1])
+    x = np.random.default_rng(0).normal(size=(128, 5)).astype(np.float32)
+    ens.post_norm = lambda i, u: 3.0 * u  # positive rescaling commutes with ReLU: BN undoes it
+    out = noise.noise_through_next_bn(ens, x)
+    assert out["before"].shape == (2, 2)
+    assert (out["before"] > 1.0).all() and (out["after"] < 1e-3).all()
+    gen = torch.Generator().manual_seed(0)
+    ens.post_norm = lambda i, u: u + 0.5 * torch.randn(u.shape, generator=gen)  # per example
+    out = noise.noise_through_next_bn(ens, x)
+    assert (out["after"] > 0.1).all() and (out["kept"] > 0.3).all()
+    assert ens.post_norm is not None and float(ens.running_mean0.abs().max()) == 0.0
+
+
+def test_gradient_landscape_relative_steps_are_scale_invariant_with_bn():
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    y = np.arange(32) % 3
+    ens = ensemble.EnsembleMLP(1, 4, (8, 8), 3, norm="batch", activation="relu", seeds=[0])
+    big = ensemble.EnsembleMLP(1, 4, (8, 8), 3, norm="batch", activation="relu", seeds=[0])
+    with torch.no_grad():  # scale every hidden weight matrix (each followed by BN) by 10
+        for w in list(big.weights)[:-1]:
+            w.mul_(10.0)
+    a = landscape.gradient_landscape(ens, x, y, [0.05, 0.1])
+    b = landscape.gradient_landscape(big, x, y, [0.05, 0.1])
+    assert a["loss0"][0] == pytest.approx(b["loss0"][0], rel=1e-4)  # same function
+    # the raw step length shrinks with the weights' scale, so raw numbers are not comparable
+    assert not np.allclose(a["loss"], b["loss"], rtol=1e-2)
+    rel = landscape.gradient_landscape(ens, x, y, [0.01], relative=True)
+    np.testing.assert_allclose(
+        rel["eta"][0, 0] * rel["grad_norm_w"][0] / rel["weight_norm"][0], 0.01, rtol=1e-5
+    )
+    assert np.isfinite(rel["beta_rel"]).all() and (rel["beta_rel"] > 0).all()
+
+
+def test_window_average_and_drift_with_dead_units():
+    from bn_core.lab import ics
+
+    jitter = np.tile([[1.0], [-1.0]], (50, 1))  # +-1 every evaluation, no trend
+    ramp = np.linspace(0.0, 10.0, 100)[:, None]
+    std = np.ones((100, 1))
+    assert ics.drift(jitter, std)[0].mean() == pytest.approx(2.0)
+    assert ics.drift(ics.window_average(jitter, 10), ics.window_average(std, 10))[0].max() < 1e-12
+    assert ics.drift(ics.window_average(ramp, 10), ics.window_average(std, 10))[0].mean() > 0.9
+    with pytest.raises(ValueError, match="window"):
+        ics.window_average(ramp, 0)

@@ -197,7 +197,9 @@ def grad_norm_probe(every: int = 1) -> Callable[[nn.Module, int], dict[str, np.n
     return probe
 
 
-def drift(mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def drift(
+    mean: np.ndarray, std: np.ndarray, *, min_std: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """How much each unit's pre-activation distribution moves between consecutive evaluations.
 
     From the per-unit mean ``m_t`` and standard deviation ``s_t`` over a fixed probe set, two
@@ -211,6 +213,10 @@ def drift(mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ----------
     mean, std : ndarray, shape (..., T, W)
         Per-unit statistics at ``T`` evaluations, for ``W`` units.
+    min_std : float, default 0.0
+        Pairs in which a unit's spread is below ``min_std`` at either evaluation are left out
+        of the average (e.g. a ReLU unit that is dead on the whole probe set: its relative
+        changes are 0 / 0). NaN where every unit is left out.
 
     Returns
     -------
@@ -229,16 +235,61 @@ def drift(mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     >>> shift, scale = drift(mean, std)
     >>> shift.tolist(), np.round(scale, 3).tolist()
     ([1.25], [0.347])
+    >>> drift(mean, np.array([[1.0, 0.0], [2.0, 0.0]]), min_std=1e-6)[0].tolist()  # unit 2 dead
+    [1.0]
     """
     mean, std = np.asarray(mean, float), np.asarray(std, float)
     if mean.shape != std.shape:
         raise ValueError(f"mean and std must have the same shape, got {mean.shape}, {std.shape}")
     if mean.ndim < 2 or mean.shape[-2] < 2:
         raise ValueError(f"need at least two evaluations on axis -2, got shape {mean.shape}")
+    alive = np.minimum(std[..., :-1, :], std[..., 1:, :]) >= min_std
     std = np.maximum(std, np.finfo(float).tiny)  # a dead unit has zero spread
     shift = np.abs(np.diff(mean, axis=-2)) / std[..., :-1, :]
     scale = np.abs(np.diff(np.log(std), axis=-2))
-    return shift.mean(-1), scale.mean(-1)
+    if min_std <= 0:
+        return shift.mean(-1), scale.mean(-1)
+    count = alive.sum(-1)
+    with np.errstate(invalid="ignore"):
+        return (
+            np.where(alive, shift, 0.0).sum(-1) / np.where(count > 0, count, np.nan),
+            np.where(alive, scale, 0.0).sum(-1) / np.where(count > 0, count, np.nan),
+        )
+
+
+def window_average(values: np.ndarray, window: int, *, axis: int = -2) -> np.ndarray:
+    """Average ``values`` over consecutive blocks of ``window`` evaluations along ``axis``.
+
+    Step-to-step jitter (noise that is fresh at every step) averages out over a window; a
+    persistent drift does not. :func:`drift` of window-averaged moments therefore measures how
+    far the distribution *moves*, not how much it *shakes*. A last, incomplete block is dropped.
+
+    Parameters
+    ----------
+    values : ndarray
+    window : int
+        Number of consecutive evaluations per block (at least 1).
+    axis : int, default -2
+        The evaluation axis (``-2`` for the ``(..., T, W)`` moments :func:`drift` takes).
+
+    Returns
+    -------
+    ndarray
+        Same shape except ``T // window`` along ``axis``.
+
+    Examples
+    --------
+    >>> window_average(np.arange(7.0)[:, None], 3).ravel().tolist()
+    [1.0, 4.0]
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    values = np.moveaxis(np.asarray(values, float), axis, 0)
+    blocks = len(values) // window
+    if blocks < 1:
+        raise ValueError(f"window {window} is longer than the {len(values)} evaluations")
+    out = values[: blocks * window].reshape(blocks, window, *values.shape[1:]).mean(1)
+    return np.moveaxis(out, 0, axis)
 
 
 def spread_growth(std: np.ndarray) -> np.ndarray:

@@ -100,6 +100,8 @@ def gradient_landscape(
     x: np.ndarray,
     y: np.ndarray,
     step_sizes: Sequence[float],
+    *,
+    relative: bool = False,
 ) -> dict[str, np.ndarray]:
     """Loss and gradient change along the gradient direction, per member (Santurkar et al. 2018).
 
@@ -107,21 +109,34 @@ def gradient_landscape(
     ``theta``, for each step size ``eta`` this evaluates ``L(theta - eta g)`` and
     ``||grad L(theta) - grad L(theta - eta g)||`` on the same batch, in training mode.
 
+    Raw distances depend on the scale of the weights. Weights followed by BN are scale-invariant
+    (multiplying them by ``c`` leaves the loss alone and divides their gradient by ``c``), and
+    their norm grows during training, so a raw "smoother" can mean "larger weights". With
+    ``relative=True`` the steps are measured relative to the weights: ``step_sizes`` are
+    *relative* step lengths ``r``, and each member's ``eta`` is chosen so that its weight
+    matrices move by ``r`` times their norm, ``||eta g_W|| = r ||W||`` (``W``: all Linear
+    weight matrices, concatenated). Whatever the mode, ``"beta_rel"`` reports the smoothness in
+    these units, which do not change when BN-followed weights are rescaled.
+
     Parameters
     ----------
     model : MLP or EnsembleMLP
     x, y : ndarray
         The batch.
     step_sizes : sequence of float
-        The ``eta`` values.
+        The ``eta`` values, or the relative step lengths ``r`` if ``relative``.
+    relative : bool, default False
 
     Returns
     -------
     dict
         ``"loss0"`` (S,), ``"grad_norm"`` (S,), ``"loss"`` (S, K) and ``"grad_change"`` (S, K)
-        for the K step sizes, and ``"beta"`` (S,): the effective beta-smoothness
-        ``max_eta ||grad L(theta) - grad L(theta - eta g)|| / ||eta g||``.
-        Parameters, gradients and buffers of ``model`` are restored afterwards.
+        for the K step sizes; ``"eta"`` (S, K), the step sizes used; ``"weight_norm"`` (S,),
+        the norm of all weight matrices; ``"beta"`` (S,): the effective beta-smoothness
+        ``max_eta ||grad L(theta) - grad L(theta - eta g)|| / ||eta g||``; and ``"beta_rel"``
+        (S,): the same per unit of *relative* change, ``max_eta (||Delta g_W|| / ||g_W||) /
+        (||eta g_W|| / ||W||)`` on the weight matrices. Parameters, gradients and buffers of
+        ``model`` are restored afterwards.
 
     Examples
     --------
@@ -132,9 +147,17 @@ def gradient_landscape(
     >>> out = gradient_landscape(net, x, y, [0.01, 0.1])
     >>> bool(out["loss"][0, 0] < out["loss0"][0])  # a small step downhill lowers the loss
     True
+    >>> rel = gradient_landscape(net, x, y, [0.01], relative=True)  # move W by 1% of its norm
+    >>> round(float(rel["eta"][0, 0] * rel["grad_norm_w"][0] / rel["weight_norm"][0]), 4)
+    0.01
     """
+    from .ics import _weight_matrices
+
     n = _n_members(model)
+    stacked = hasattr(model, "n_models")  # EnsembleMLP: every parameter has a member axis
     params = [p for p in model.parameters() if p.requires_grad]
+    weight_ids = {id(w) for w in _weight_matrices(model)}
+    is_weight = [id(p) in weight_ids for p in params]
     saved_grads = [None if p.grad is None else p.grad.clone() for p in params]
     xt, yt = torch.from_numpy(x), torch.from_numpy(np.asarray(y, dtype=np.int64))
 
@@ -146,33 +169,54 @@ def gradient_landscape(
         grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in params]
         return losses.detach(), grads
 
-    def per_member_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
-        return torch.sqrt(sum(t.reshape(n, -1).pow(2).sum(1) for t in tensors))
+    def per_member_norm(tensors: list[torch.Tensor], only_weights: bool = False) -> torch.Tensor:
+        keep = [t for t, w in zip(tensors, is_weight, strict=True) if w or not only_weights]
+        return torch.sqrt(sum(t.reshape(n, -1).pow(2).sum(1) for t in keep))
+
+    def per_member(values: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        # (S,) -> broadcastable against p: (S, ...) for an ensemble, a scalar for one model
+        return values.view(-1, *[1] * (p.dim() - 1)) if stacked else values[0]
 
     was_training = model.training
-    losses, grad_change = [], []
+    losses, grad_change, grad_change_w, etas = [], [], [], []
     with frozen_state(model):
         model.train()
         loss0, g0 = loss_and_grads()
         start = [p.detach().clone() for p in params]
-        for eta in step_sizes:
+        weight_norm = per_member_norm(start, only_weights=True)
+        grad_norm_w = per_member_norm(g0, only_weights=True)
+        for r in step_sizes:
+            eta = (
+                r * weight_norm / grad_norm_w.clamp_min(1e-30)
+                if relative
+                else torch.full((n,), float(r))
+            )
+            etas.append(eta)
             with torch.no_grad():
                 for p, p0, g in zip(params, start, g0, strict=True):
-                    p.copy_(p0 - eta * g)
+                    p.copy_(p0 - per_member(eta, p) * g)
             loss, g = loss_and_grads()
             losses.append(loss)
-            grad_change.append(per_member_norm([a - b for a, b in zip(g, g0, strict=True)]))
+            diff = [a - b for a, b in zip(g, g0, strict=True)]
+            grad_change.append(per_member_norm(diff))
+            grad_change_w.append(per_member_norm(diff, only_weights=True))
     model.train(was_training)
     for p, g in zip(params, saved_grads, strict=True):
         p.grad = g
     grad_norm = per_member_norm(g0)
-    change = torch.stack(grad_change, 1)
-    etas = torch.as_tensor(np.asarray(step_sizes, dtype=np.float32))
-    beta = (change / (etas * grad_norm[:, None])).max(1).values
+    change, change_w = torch.stack(grad_change, 1), torch.stack(grad_change_w, 1)
+    eta = torch.stack(etas, 1)
+    beta = (change / (eta * grad_norm[:, None])).max(1).values
+    rel_step = eta * grad_norm_w[:, None] / weight_norm[:, None]
+    beta_rel = (change_w / grad_norm_w[:, None] / rel_step).max(1).values
     return {
         "loss0": loss0.numpy(),
         "grad_norm": grad_norm.numpy(),
+        "grad_norm_w": grad_norm_w.numpy(),
+        "weight_norm": weight_norm.numpy(),
+        "eta": eta.numpy(),
         "loss": torch.stack(losses, 1).numpy(),
         "grad_change": change.numpy(),
         "beta": beta.numpy(),
+        "beta_rel": beta_rel.numpy(),
     }

@@ -21,6 +21,7 @@ __all__ = [
     "frozen_state",
     "normalized_in_batches",
     "normalized_sd_theory",
+    "noise_through_next_bn",
 ]
 
 
@@ -220,17 +221,99 @@ def accuracy_with_batch_stats(
     return np.atleast_1d((correct / n_full).numpy())
 
 
+@torch.no_grad()
+def noise_through_next_bn(
+    model: torch.nn.Module, x: np.ndarray, *, eps: float = 1e-5
+) -> dict[str, np.ndarray]:
+    """How much of the noise injected by a ``post_norm`` hook survives the next BN layer.
+
+    The batch ``x`` goes through ``model`` in training mode twice, with its ``post_norm`` hook
+    (e.g. :class:`NoisyBN`, at its current step's distribution) and without. For every hidden
+    layer after the first, the noise injected upstream reaches the layer's linear output ``z``
+    (BN's input) as a perturbation ``dz``; BN standardizes ``z`` over the batch, which removes
+    whatever part of ``dz`` is a per-unit shift or rescaling. Two numbers per layer, averaged
+    over units:
+
+    - ``"before"``: the root-mean-square of ``dz`` in units of the clean ``z``'s standard
+      deviation (how much the noise moves BN's input);
+    - ``"after"``: the root-mean-square change of the standardized value
+      ``x_hat = (z - mean_B) / sqrt(var_B + eps)`` (what is left after BN's normalization);
+
+    and ``"kept"`` = after / before. Parameters and buffers are left untouched.
+
+    Parameters
+    ----------
+    model : EnsembleMLP
+        With ``norm="batch"`` and a ``post_norm`` hook.
+    x : ndarray, shape (B, in_features)
+    eps : float, default 1e-5
+
+    Returns
+    -------
+    dict
+        ``"before"``, ``"after"``, ``"kept"``: shape (S, L - 1), for hidden layers 2..L.
+
+    Examples
+    --------
+    >>> from bn_core.lab.ensemble import EnsembleMLP
+    >>> net = EnsembleMLP(1, 4, (8, 8), 3, norm="batch", activation="relu")
+    >>> net.post_norm = lambda i, u: 2 * u  # a per-unit rescaling passes ReLU; BN undoes it
+    >>> x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    >>> out = noise_through_next_bn(net, x)
+    >>> bool(out["before"][0, 0] > 0.5), bool(out["after"][0, 0] < 1e-3)
+    (True, True)
+    """
+    hook, was_training, was_recording = model.post_norm, model.training, model.record
+    if hook is None:
+        raise ValueError("model.post_norm is None: set the noise hook (e.g. a NoisyBN) first")
+    xt = torch.from_numpy(np.asarray(x, dtype=np.float32))
+    runs = []
+    with frozen_state(model):
+        model.train()
+        model.record = True
+        try:
+            for h in (hook, None):
+                model.post_norm = h
+                model(xt)
+                runs.append(list(model.linear_outputs))
+        finally:
+            model.post_norm, model.record = hook, was_recording
+            model.train(was_training)
+
+    def standardize(z: torch.Tensor) -> torch.Tensor:
+        mean = z.mean(-2, keepdim=True)
+        return (z - mean) / torch.sqrt((z - mean).square().mean(-2, keepdim=True) + eps)
+
+    before, after = [], []
+    for z_noisy, z_clean in zip(runs[0][1:], runs[1][1:], strict=True):
+        sd = z_clean.std(-2, unbiased=False).clamp_min(1e-12)
+        rms = (z_noisy - z_clean).square().mean(-2).sqrt()
+        before.append((rms / sd).mean(-1))
+        after.append(
+            (standardize(z_noisy) - standardize(z_clean)).square().mean(-2).sqrt().mean(-1)
+        )
+    b, a = torch.stack(before, -1).numpy(), torch.stack(after, -1).numpy()
+    return {"before": b, "after": a, "kept": a / b}
+
+
 class NoisyBN:
     """Noise with a changing mean and variance, injected after each BN layer ("noisy BN").
 
     After Santurkar et al. (2018): to make the distribution of each layer's input *move*
-    during training even though BN is there, every unit's normalized pre-activation ``u`` is
-    replaced by ``u * s + b``. At every training step and for every unit ``j`` the noise
-    distribution is drawn afresh: a mean shift ``c_j ~ U(-mean_range, mean_range)`` and a scale
-    ``a_j ~ U(1, scale_max)``; then every example gets its own noise,
-    ``s_ij = a_j (1 + jitter * xi_ij)`` and ``b_ij = c_j + jitter * zeta_ij`` with standard
-    Gaussian ``xi``, ``zeta`` drawn at every call. The hook acts in training mode only
-    (inference is clean BN).
+    during training even though BN is there, every unit's pre-activation ``u`` (BN's output, the
+    input of the activation function) is replaced by ``u * s + b``. For every unit ``j`` the
+    noise distribution has a mean shift ``c_j`` and a scale ``a_j`` made of two parts:
+
+    - a fresh draw at every training step (i.i.d. over steps, step-to-step *jitter*):
+      ``U(-mean_range, mean_range)`` added to the shift, ``U(1, scale_max)`` multiplying the
+      scale;
+    - a slow random walk (persistent *drift*): at every :meth:`resample` the walk's shift moves
+      by ``N(0, walk_shift^2)`` and its log-scale by ``N(0, walk_log_scale^2)``, so after ``t``
+      steps it has wandered about ``walk_shift * sqrt(t)`` away. Both default to 0 (no walk).
+
+    Then every example gets its own noise, ``s_ij = a_j (1 + jitter * xi_ij)`` and
+    ``b_ij = c_j + jitter * zeta_ij`` with standard Gaussian ``xi``, ``zeta`` drawn at every
+    call. The hook acts in training mode only (inference is clean BN).
 
     Use it as ``model.post_norm`` of an :class:`~bn_core.lab.ensemble.EnsembleMLP` and call
     :meth:`resample` once per training step (e.g. from ``on_step``).
@@ -238,10 +321,14 @@ class NoisyBN:
     Parameters
     ----------
     mean_range : float, default 1.0
+        Half-width of the per-step uniform shift; 0 switches the per-step shift off.
     scale_max : float, default 2.0
+        Upper end of the per-step uniform scale; 1 switches the per-step scale off.
     jitter : float, default 0.1
         Per-example relative spread of the noise around the step's mean and scale.
     seed : int, default 0
+    walk_shift, walk_log_scale : float, default 0.0
+        Per-step standard deviations of the random walk of the shift and of the log-scale.
 
     Examples
     --------
@@ -255,21 +342,53 @@ class NoisyBN:
     True
     >>> noisy.resample(); _ = noisy(0, u); torch.equal(noisy.params[0][0], shift)
     False
+
+    A pure random walk (no per-step redraw) moves a little at each step and far over many:
+
+    >>> walk = NoisyBN(mean_range=0.0, scale_max=1.0, jitter=0.0, walk_shift=0.01, seed=0)
+    >>> _ = walk(0, u); start = walk.params[0][0].clone()
+    >>> for _ in range(400):
+    ...     walk.resample(); _ = walk(0, u)
+    >>> step = walk.params[0][0]; walk.resample(); _ = walk(0, u)
+    >>> float((walk.params[0][0] - step).abs().max()) < 0.05 < float((step - start).abs().max())
+    True
     """
 
     def __init__(
-        self, mean_range: float = 1.0, scale_max: float = 2.0, jitter: float = 0.1, seed: int = 0
+        self,
+        mean_range: float = 1.0,
+        scale_max: float = 2.0,
+        jitter: float = 0.1,
+        seed: int = 0,
+        *,
+        walk_shift: float = 0.0,
+        walk_log_scale: float = 0.0,
     ):
         if scale_max < 1:
             raise ValueError(f"scale_max must be at least 1, got {scale_max}")
+        if mean_range < 0 or jitter < 0 or walk_shift < 0 or walk_log_scale < 0:
+            raise ValueError(
+                "mean_range, jitter, walk_shift and walk_log_scale must be >= 0, got "
+                f"{mean_range}, {jitter}, {walk_shift}, {walk_log_scale}"
+            )
         self.mean_range, self.scale_max, self.jitter = mean_range, scale_max, jitter
+        self.walk_shift, self.walk_log_scale = walk_shift, walk_log_scale
         self.generator = torch.Generator().manual_seed(seed)
         #: ``params[layer] = (shift, scale)`` of the current step, each ``(..., 1, units)``.
         self.params: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        #: ``walk[layer] = (shift, log_scale)``: the random walk's current position.
+        self.walk: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._walks = walk_shift > 0 or walk_log_scale > 0
 
     def resample(self) -> None:
-        """Draw new noise distributions at the next forward pass (call once per step)."""
+        """Move to the next step: new per-step draws (and one step of the walk) at the next call."""
         self.params.clear()
+        g = self.generator
+        for layer, (shift, log_scale) in self.walk.items():
+            self.walk[layer] = (
+                shift + self.walk_shift * torch.randn(shift.shape, generator=g),
+                log_scale + self.walk_log_scale * torch.randn(log_scale.shape, generator=g),
+            )
 
     def __call__(self, layer: int, u: torch.Tensor) -> torch.Tensor:
         g = self.generator
@@ -277,6 +396,12 @@ class NoisyBN:
             unit_shape = (*u.shape[:-2], 1, u.shape[-1])
             shift = (2 * torch.rand(unit_shape, generator=g) - 1) * self.mean_range
             scale = 1 + torch.rand(unit_shape, generator=g) * (self.scale_max - 1)
+            if self._walks:
+                if layer not in self.walk:  # the walk starts at shift 0, scale 1
+                    self.walk[layer] = (torch.zeros(unit_shape), torch.zeros(unit_shape))
+                walk_shift, walk_log_scale = self.walk[layer]
+                shift = shift + walk_shift
+                scale = scale * torch.exp(walk_log_scale)
             self.params[layer] = (shift, scale)
         shift, scale = self.params[layer]
         s = scale * (1 + self.jitter * torch.randn(u.shape, generator=g))
