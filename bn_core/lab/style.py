@@ -39,7 +39,8 @@ RC = {
     "axes.grid": True,
     "grid.alpha": 0.3,
     "legend.frameon": False,
-    "legend.fontsize": 9,
+    "legend.fontsize": 9,  # legends must stay readable in multi-panel figures: do not shrink
+    "legend.title_fontsize": 9,
     "xtick.labelsize": 9,
     "ytick.labelsize": 9,
     "font.size": 10,
