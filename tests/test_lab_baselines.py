@@ -93,6 +93,9 @@ def test_sweep_scores_steps_and_best():
     assert sweep.best(final) == 0  # a diverged run counts as worst
     np.testing.assert_allclose(sweep.best_value(), [[0.9, 0.3], [0.95, 0.9]])
     assert sweep.grid("val_acc").shape == (2, 2, 3)
+    # early stopping: the test accuracy where the selection metric peaked (the first maximum)
+    np.testing.assert_allclose(sweep.at_best("test_acc"), [[0.9, 0.3], [0.95, 0.9]])
+    np.testing.assert_allclose(sweep.at_best("val_acc"), [[0.1, 0.1], [0.1, 0.1]])  # first max
     with pytest.raises(ValueError, match="shape"):
         sweep.best(np.zeros(2))
 

@@ -50,6 +50,18 @@ class Sweep:
         with np.errstate(invalid="ignore"):
             return np.where(np.isnan(values).all(-1), np.nan, np.nanmax(values, -1))
 
+    def at_best(self, select: str = "val_acc", report: str = "test_acc") -> np.ndarray:
+        """``report`` at the evaluation where ``select`` peaked, per run: shape (lrs, seeds).
+
+        Early stopping on a validation set: the test accuracy of the checkpoint one would
+        keep, without looking at the test set to choose it. NaN for runs that diverged
+        before any evaluation.
+        """
+        sel, rep = self.grid(select), self.grid(report)
+        best = np.argmax(np.nan_to_num(sel, nan=-np.inf), -1)
+        out = np.take_along_axis(rep, best[..., None], -1)[..., 0]
+        return np.where(np.isnan(sel).all(-1), np.nan, out)
+
     def steps_to(self, target: float, key: str = "test_acc") -> np.ndarray:
         """First evaluated step at which ``key`` >= ``target``, shape (lrs, seeds); NaN if never."""
         values = np.nan_to_num(self.grid(key), nan=-np.inf) >= target
