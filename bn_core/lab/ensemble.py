@@ -10,6 +10,7 @@ and the result for member ``s`` is the same as training it alone (tested in ``te
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -55,12 +56,22 @@ class EnsembleMLP(nn.Module):
     eps : float, default 1e-5
     momentum : float, default 0.1
         Weight of the new batch in the running estimates.
+    ghost_batch_size : int, optional
+        Ghost batch normalization (Hoffer et al. 2017): in training, batch normalization splits
+        each mini-batch into consecutive chunks of this many examples and normalizes each chunk
+        with its own statistics. The gradient step still uses the whole mini-batch; only the
+        normalization noise grows (a smaller ghost batch gives noisier statistics), which makes
+        it the control that changes BN's noise and nothing else. The running estimates are
+        updated once per mini-batch with the average of the chunks' means and of their unbiased
+        variances. Requires ``norm="batch"``; the mini-batch size must be a multiple of it.
+        ``None`` (default) normalizes over the whole mini-batch.
 
     Attributes
     ----------
     record : bool
-        When True, forward stores ``preactivations`` (inputs of the activations, after norm) and
-        ``linear_outputs``, each a list of ``(S, B, width)`` tensors.
+        When True, forward stores ``preactivations`` (inputs of the activations, after norm),
+        ``linear_outputs`` (BN's inputs) and ``activations`` (outputs of the hidden layers, after
+        dropout: what the next Linear layer sees), each a list of ``(S, B, width)`` tensors.
     post_norm : callable, optional
         ``post_norm(layer_index, u)`` is applied to the normalized pre-activation in training
         mode (a hook for experiments such as noisy BN).
@@ -82,6 +93,7 @@ class EnsembleMLP(nn.Module):
         num_groups: int = 4,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        ghost_batch_size: int | None = None,
     ):
         super().__init__()
         if activation not in _ACTIVATIONS:
@@ -92,6 +104,14 @@ class EnsembleMLP(nn.Module):
             raise ValueError(f"norm must be None, 'batch', 'layer' or 'group', got {norm!r}")
         if norm == "group" and any(w % num_groups for w in hidden):
             raise ValueError(f"num_groups={num_groups} must divide every hidden width {hidden}")
+        if ghost_batch_size is not None:
+            if norm != "batch":
+                raise ValueError(f"ghost_batch_size needs norm='batch', got norm={norm!r}")
+            if int(ghost_batch_size) != ghost_batch_size or ghost_batch_size < 2:
+                raise ValueError(
+                    f"ghost_batch_size must be an integer >= 2 (one value per channel cannot be "
+                    f"normalized), got {ghost_batch_size!r}"
+                )
         seeds = list(range(n_models)) if seeds is None else list(seeds)
         if len(seeds) != n_models:
             raise ValueError(f"got {len(seeds)} seeds for n_models={n_models}")
@@ -105,11 +125,13 @@ class EnsembleMLP(nn.Module):
         )
         self.n_models, self.norm, self.num_groups = n_models, norm, num_groups
         self.eps, self.momentum, self.dropout = eps, momentum, dropout
+        self.ghost_batch_size = None if ghost_batch_size is None else int(ghost_batch_size)
         self.activation = activation
         self.linear_bias = norm is None if linear_bias is None else linear_bias
         self.record, self.post_norm = False, None
         self.preactivations: list[torch.Tensor] = []
         self.linear_outputs: list[torch.Tensor] = []
+        self.activations: list[torch.Tensor] = []
 
         widths = [in_features, *hidden, out_features]
         weights = [
@@ -153,6 +175,8 @@ class EnsembleMLP(nn.Module):
     def _normalize(self, i: int, z: torch.Tensor) -> torch.Tensor:
         if self.norm == "batch":
             rm, rv = getattr(self, f"running_mean{i}"), getattr(self, f"running_var{i}")
+            if self.training and self.ghost_batch_size is not None:
+                return self._ghost_normalize(i, z, rm, rv)
             if self.training:
                 m = z.shape[1]
                 if m < 2:
@@ -178,12 +202,31 @@ class EnsembleMLP(nn.Module):
             zhat = ((g - mean) / torch.sqrt(var + self.eps)).reshape(s, b, w)
         return self.gammas[i] * zhat + self.betas[i]
 
+    def _ghost_normalize(
+        self, i: int, z: torch.Tensor, rm: torch.Tensor, rv: torch.Tensor
+    ) -> torch.Tensor:
+        s, b, w = z.shape
+        g = self.ghost_batch_size
+        if b % g:
+            raise ValueError(
+                f"the mini-batch of {b} examples cannot be split into ghost batches of {g}: "
+                f"choose a batch size that is a multiple of ghost_batch_size"
+            )
+        chunks = z.reshape(s, b // g, g, w)  # consecutive examples form a ghost batch
+        mean = chunks.mean(2, keepdim=True)
+        var = (chunks - mean).square().mean(2, keepdim=True)
+        with torch.no_grad():
+            rm.mul_(1 - self.momentum).add_(self.momentum * mean.mean(1))
+            rv.mul_(1 - self.momentum).add_(self.momentum * var.mean(1) * g / (g - 1))
+        zhat = ((chunks - mean) / torch.sqrt(var + self.eps)).reshape(s, b, w)
+        return self.gammas[i] * zhat + self.betas[i]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of every member, shape ``(S, B, out)``; ``x`` is ``(B, in)`` or ``(S, B, in)``."""
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(self.n_models, -1, -1)
         if self.record:
-            self.preactivations, self.linear_outputs = [], []
+            self.preactivations, self.linear_outputs, self.activations = [], [], []
         act = _ACTIVATIONS[self.activation]
         for i in range(self.n_hidden):
             z = torch.bmm(x, self.weights[i])
@@ -199,6 +242,8 @@ class EnsembleMLP(nn.Module):
             x = act(u)
             if self.dropout > 0:
                 x = F.dropout(x, self.dropout, self.training)
+            if self.record:
+                self.activations.append(x.detach())
         return torch.baddbmm(self.biases[-1], x, self.weights[-1])
 
     def linear_weights(self) -> list[torch.Tensor]:
@@ -223,6 +268,70 @@ def evaluate(model: EnsembleMLP, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarr
     acc = (logits.argmax(-1) == target).float().mean(1).numpy()
     model.train(was_training)
     return loss, acc
+
+
+@torch.no_grad()
+def training_noise(
+    model: EnsembleMLP,
+    x: np.ndarray,
+    *,
+    batch_size: int,
+    draws: int = 20,
+    seed: int = 0,
+) -> np.ndarray:
+    """How much the training-mode noise moves each hidden layer's output, in like units.
+
+    Every example of ``x`` is passed ``draws`` times in training mode, each time in a new
+    random mini-batch of ``batch_size`` (BN's noise: other batch-mates; dropout's noise: new
+    masks). For each member and hidden layer, the noise power (the variance of a unit's
+    output across draws, averaged over examples and units) is divided by the signal power
+    (the variance across examples of the unit's mean output, averaged over units). The
+    square root is the noise's standard deviation as a fraction of the spread the layer's
+    output has across examples: a unit shared by batch noise and dropout noise.
+
+    Parameters
+    ----------
+    model : EnsembleMLP
+        Left unchanged (a copy is run, so running statistics are not touched).
+    x : ndarray of shape (n, in)
+        ``n`` must be a multiple of ``batch_size``.
+    batch_size : int
+        The training mini-batch size (a ghost-batch model keeps its smaller ghost batches).
+    draws : int, default 20
+    seed : int, default 0
+        Seeds the batch composition and the dropout masks.
+
+    Returns
+    -------
+    ndarray of shape (S, n_hidden)
+        Relative noise (noise sd / signal sd) of each member's hidden layers.
+    """
+    if len(x) % batch_size:
+        raise ValueError(f"len(x) = {len(x)} must be a multiple of batch_size = {batch_size}")
+    if draws < 2:
+        raise ValueError(f"draws must be at least 2 to measure a spread, got {draws}")
+    net = copy.deepcopy(model)
+    net.train()
+    net.record = True
+    if net.norm == "batch" and net.ghost_batch_size is None:
+        net.ghost_batch_size = batch_size  # one pass over x = len(x) / batch_size mini-batches
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)  # dropout masks
+    xt = torch.from_numpy(np.ascontiguousarray(x))
+    outs: list[list[torch.Tensor]] = [[] for _ in range(net.n_hidden)]
+    for _ in range(draws):
+        order = torch.from_numpy(rng.permutation(len(x)))
+        net(xt[order])
+        inverse = torch.argsort(order)
+        for i, h in enumerate(net.activations):
+            outs[i].append(h[:, inverse])  # back to the order of x: (S, n, width)
+    ratios = []
+    for layer in outs:
+        h = torch.stack(layer).double()  # (draws, S, n, width)
+        noise = h.var(0).mean((1, 2))
+        signal = h.mean(0).var(1).mean(1)
+        ratios.append(torch.sqrt(noise / signal))
+    return torch.stack(ratios, 1).numpy()
 
 
 def train_ensemble(
