@@ -1,4 +1,10 @@
-"""Real pre-activations to look at: digit images through a freshly initialized linear layer."""
+"""Real linear outputs to look at: digit images through a freshly initialized linear layer.
+
+These are the values batch normalization receives (BN's input). The book calls them *linear
+outputs*; *pre-activation* always means the input of the activation function (after BN).
+``random_layer_preactivations`` is the old name of :func:`random_layer_outputs`, kept so that
+existing notebooks keep working.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,10 @@ import numpy as np
 
 from .data import Dataset
 
-__all__ = ["random_layer_preactivations"]
+__all__ = ["random_layer_outputs", "random_layer_preactivations"]
 
 
-def random_layer_preactivations(
+def random_layer_outputs(
     data: Dataset, *, n: int = 500, width: int = 100, seed: int = 0, start: int = 0
 ) -> np.ndarray:
     """Outputs of a torch-initialized ``Linear(n_features, width)`` on ``n`` training inputs.
@@ -42,7 +48,7 @@ def random_layer_preactivations(
     Examples
     --------
     >>> from bn_core.lab.data import digits
-    >>> random_layer_preactivations(digits(), n=60).shape
+    >>> random_layer_outputs(digits(), n=60).shape
     (60, 100)
     """
     import torch
@@ -56,3 +62,7 @@ def random_layer_preactivations(
     with torch.no_grad():
         z = linear(torch.from_numpy(data.x_train[start : start + n]))
     return z.double().numpy()
+
+
+#: Old name of :func:`random_layer_outputs` (these are BN's inputs, not pre-activations).
+random_layer_preactivations = random_layer_outputs
