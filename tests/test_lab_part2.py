@@ -47,3 +47,30 @@ def test_member_as_mlp_computes_what_the_member_computes_in_both_modes():
         inference.member_as_mlp(ens, 3)
     with pytest.raises(ValueError, match="norm"):
         inference.member_as_mlp(ensemble.EnsembleMLP(2, 5, (8,), 4, norm="layer"), 0)
+
+
+def test_mean_effective_sample_size_sees_correlated_positions():
+    rng = np.random.default_rng(1)
+    iid = rng.normal(size=(300, 1, 4, 4))
+    # every position of an image equal to one draw: 16 values are worth one
+    copies = np.broadcast_to(rng.normal(size=(300, 1, 1, 1)), (300, 1, 4, 4))
+    ess_iid = preacts.mean_effective_sample_size(iid, [2, 8], n_batches=3000)[:, 0]
+    ess_copies = preacts.mean_effective_sample_size(copies, [2, 8], n_batches=3000)[:, 0]
+    np.testing.assert_allclose(ess_iid, [32, 128], rtol=0.2)
+    np.testing.assert_allclose(ess_copies, [2, 8], rtol=0.2)
+    with pytest.raises(ValueError, match="batch size"):
+        preacts.mean_effective_sample_size(iid, [301])
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        preacts.mean_effective_sample_size(iid[0], [1])
+
+
+def test_conv_digit_maps_shapes_and_repeatability():
+    d = data.digits(seed=0)
+    a_train, a_test = preacts.conv_digit_maps(d, channels=3, seed=2)
+    b_train, _ = preacts.conv_digit_maps(d, channels=3, seed=2)
+    assert a_train.shape == (len(d.x_train), 3, 8, 8) and a_test.shape == (len(d.x_test), 3, 8, 8)
+    np.testing.assert_array_equal(a_train, b_train)
+    with pytest.raises(ValueError, match="64"):
+        preacts.conv_digit_maps(
+            data.Dataset("x", d.x_train[:, :10], d.y_train, d.x_test[:, :10], d.y_test)
+        )
