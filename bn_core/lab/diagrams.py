@@ -105,11 +105,13 @@ def draw_norm_cubes(
         mask = norm_mask(kind, n, c, hw, groups)
         # voxel axes: x = C, y = H*W, z = N (examples stacked vertically)
         filled = np.ones((c, hw, n), dtype=bool)
-        shared = np.transpose(mask, (1, 2, 0))
+        # the camera looks at the high-C and low-H,W faces and at the top: put channel 0 and
+        # example 0 there, so that a one-channel slab (BN) or one-example layer is seen face-on
+        shared = np.transpose(mask, (1, 2, 0))[::-1, :, ::-1]
         faces = np.empty(filled.shape, dtype=object)
         faces[:] = "#f2f2f2"
         faces[shared] = color
-        ax.voxels(filled, facecolors=faces, edgecolor="#9a9a9a", linewidth=0.3)
+        ax.voxels(filled, facecolors=faces, edgecolor="#7a7a7a", linewidth=0.4)
         ax.set_box_aspect((c, hw, n), zoom=0.82)
         ax.view_init(elev=22, azim=-58)
         ax.set_xlabel("C", labelpad=-12)

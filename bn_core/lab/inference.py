@@ -2,6 +2,10 @@
 
 - :func:`recalibrate_bn` recomputes the running mean and variance of every batch-norm layer
   of a model from data (the fix for stale running statistics).
+- :func:`member_as_mlp` copies one member of a trained
+  :class:`~bn_core.lab.ensemble.EnsembleMLP` into an ordinary
+  :class:`~bn_core.lab.models.MLP` (train many seeds at once, then study each with torch's own
+  layers).
 - :func:`fold_mlp` returns a copy of a :class:`~bn_core.lab.models.MLP` in which every
   evaluation-mode batch-norm layer has been folded into the Linear layer before it (the
   paper's Algorithm 2 affine map, computed by :func:`bn_core.fold_batch_norm`).
@@ -17,7 +21,7 @@ from torch import nn
 
 from bn_core import fold_batch_norm
 
-__all__ = ["batch_norm_layers", "fold_mlp", "recalibrate_bn"]
+__all__ = ["batch_norm_layers", "fold_mlp", "member_as_mlp", "recalibrate_bn"]
 
 
 def batch_norm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -146,3 +150,73 @@ def fold_mlp(model: nn.Module) -> nn.Module:
     folded.linears = nn.ModuleList(new_linears)
     folded.norms = nn.ModuleList(nn.Identity() for _ in new_linears)
     return folded.eval()
+
+
+@torch.no_grad()
+def member_as_mlp(ensemble: nn.Module, k: int) -> nn.Module:
+    """Member ``k`` of an :class:`~bn_core.lab.ensemble.EnsembleMLP` as a stand-alone MLP.
+
+    Weights, biases, and for batch norm ``gamma``, ``beta``, running statistics, ``eps`` and
+    ``momentum`` are copied, so the MLP computes what the member computes, in both modes.
+
+    Parameters
+    ----------
+    ensemble : bn_core.lab.ensemble.EnsembleMLP
+        With ``norm=None`` or ``norm="batch"`` and no dropout. It is not modified.
+    k : int
+        Member index, ``0 <= k < ensemble.n_models``.
+
+    Returns
+    -------
+    bn_core.lab.models.MLP
+        In evaluation mode, float32.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is out of range, or the ensemble uses LayerNorm, GroupNorm or dropout.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from bn_core.lab.ensemble import EnsembleMLP
+    >>> ens = EnsembleMLP(3, 4, (8, 8), 2, norm="batch")
+    >>> _ = ens(torch.randn(16, 4))  # training mode: moves the running statistics
+    >>> _ = ens.eval()
+    >>> net = member_as_mlp(ens, 1)
+    >>> x = torch.randn(5, 4)
+    >>> bool(torch.allclose(net(x), ens(x)[1], atol=1e-6))
+    True
+    """
+    from .models import MLP
+
+    if not 0 <= k < ensemble.n_models:
+        raise ValueError(f"k must be in 0..{ensemble.n_models - 1}, got {k}")
+    if ensemble.norm not in (None, "batch") or ensemble.dropout > 0:
+        raise ValueError(
+            f"only members without dropout and with norm None or 'batch' can be copied, got "
+            f"norm={ensemble.norm!r}, dropout={ensemble.dropout}"
+        )
+    widths = [w.shape[1] for w in ensemble.weights] + [ensemble.weights[-1].shape[2]]
+    net = MLP(
+        widths[0],
+        hidden=tuple(widths[1:-1]),
+        out_features=widths[-1],
+        activation=ensemble.activation,
+        norm=ensemble.norm,
+        linear_bias=ensemble.linear_bias,
+    )
+    for i, linear in enumerate(net.linears):
+        linear.weight.copy_(ensemble.weights[i][k].T)
+        if linear.bias is not None:
+            linear.bias.copy_(ensemble.biases[i][k, 0])
+    net.head.weight.copy_(ensemble.weights[-1][k].T)
+    net.head.bias.copy_(ensemble.biases[-1][k, 0])
+    if ensemble.norm == "batch":
+        for i, bn in enumerate(net.norms):
+            bn.weight.copy_(ensemble.gammas[i][k, 0])
+            bn.bias.copy_(ensemble.betas[i][k, 0])
+            bn.running_mean.copy_(getattr(ensemble, f"running_mean{i}")[k, 0])
+            bn.running_var.copy_(getattr(ensemble, f"running_var{i}")[k, 0])
+            bn.eps, bn.momentum = ensemble.eps, ensemble.momentum
+    return net.eval()
