@@ -364,13 +364,18 @@ def batch_norm(
     for ``running_var`` with the *unbiased* batch variance. In evaluation mode the running
     buffers are used instead and nothing is updated.
 
+    Edge cases follow torch 2.13: an empty batch (``N = 0``, or an empty spatial axis) gives
+    an empty output and leaves the running buffers as they are, in both modes; float16
+    input is normalized in float32 (statistics, buffer updates) and returned as float16.
+
     Parameters
     ----------
     input : ndarray, shape (N, C) or (N, C, *spatial)
-        float32 or float64 input; channels on axis 1. Never modified.
+        float32 or float64 input (float16 is computed in float32); channels on axis 1.
+        Never modified.
     running_mean, running_var : ndarray of shape (C,) or None
-        Running statistics. Required when ``training=False``; may be ``None`` when
-        training (then nothing is tracked).
+        Running statistics. Required when ``training=False``; when training, pass both
+        (updated in place) or neither (nothing is tracked).
     weight, bias : ndarray of shape (C,), optional
         The learnable scale gamma (default 1) and shift beta (default 0).
     training : bool, default False
@@ -396,7 +401,8 @@ def batch_norm(
     ValueError
         Rank below 2, a per-channel array whose length is not C, a single value per channel
         in training, ``eps <= 0``, ``momentum`` outside [0, 1], missing running statistics
-        in evaluation mode, or non-finite values (with ``check_finite``).
+        in evaluation mode, one running buffer without the other in training, or non-finite
+        values (with ``check_finite``).
 
     Examples
     --------
