@@ -54,9 +54,26 @@ def _view(a: np.ndarray) -> np.ndarray:
     return a.reshape(a.shape[0], a.shape[1], math.prod(a.shape[2:]))  # not -1: N may be 0
 
 
-def _col(v: np.ndarray, ndim: int) -> np.ndarray:
-    """Per-channel vector (C,) shaped to broadcast against a (N, C) or (N, C, S) view."""
-    return v if ndim == 2 else v[:, None]
+def _col(v: np.ndarray, ndim: int, near: np.ndarray | None = None) -> np.ndarray:
+    """Per-channel vector (C,) shaped to broadcast against a (N, C) or (N, C, S) view.
+
+    For a (N, C) view, ``near`` is the array the operation writes: the vector is then
+    copied to an address half a page away from it (modulo 4096). Each row of a (N, C)
+    array is read against the same vector; when the two sit at the same offset within a
+    page (always so, row after row, when C * itemsize is a multiple of 4096), the CPU
+    stalls on false store-to-load dependencies ("4K aliasing"): measured 3.7x slower for
+    a float32 (256, 4096) eval pass. The copy costs C elements.
+    """
+    if ndim != 2:
+        return v[:, None]
+    if near is None or v.nbytes < 4096:
+        return v
+    step = 4096 // v.itemsize
+    buf = np.empty(v.size + step, v.dtype)
+    start = ((near.ctypes.data + 2048 - buf.ctypes.data) % 4096) // v.itemsize
+    placed = buf[start : start + v.size]
+    placed[...] = v
+    return placed
 
 
 def _channel_sum(a: np.ndarray) -> np.ndarray:
@@ -157,7 +174,8 @@ def _train_forward(x, gamma, beta, eps, check_finite):
     #    cancels catastrophically when |mean| >> std. "Corrected two-pass" (Chan, Golub &
     #    LeVeque 1983): delta, the mean of the centered input, is the rounding error of the
     #    first mean (large for float32 data with a big offset); it corrects mean and var.
-    xc = np.subtract(xv, _col(mean, nd))
+    xc = np.empty(xv.shape, x.dtype)
+    np.subtract(xv, _col(mean, nd, xc), out=xc)
     delta = _channel_sum(xc) / m_
     var = _channel_dot(xc, xc) / m_ - delta * delta
     np.maximum(var, 0, out=var)
@@ -167,15 +185,16 @@ def _train_forward(x, gamma, beta, eps, check_finite):
     inv_std = 1.0 / np.sqrt(var + x.dtype.type(eps))
     # 3. normalize; xc's buffer becomes x_hat (no new temporary)
     if np.any(np.abs(delta) * inv_std > _RECENTER_TOL[x.dtype]):
-        np.subtract(xc, _col(delta, nd), out=xc)
-    x_hat = np.multiply(xc, _col(inv_std, nd), out=xc)
+        np.subtract(xc, _col(delta, nd, xc), out=xc)
+    x_hat = np.multiply(xc, _col(inv_std, nd, xc), out=xc)
     # 4. scale and shift
+    out = np.empty(x_hat.shape, x.dtype)
     if gamma is not None:
-        out = np.multiply(x_hat, _col(gamma, nd))
+        np.multiply(x_hat, _col(gamma, nd, out), out=out)
     else:
-        out = x_hat.copy()
+        out[...] = x_hat
     if beta is not None:
-        np.add(out, _col(beta, nd), out=out)
+        np.add(out, _col(beta, nd, out), out=out)
     cache = BatchNormCache(
         x_hat=x_hat.reshape(x.shape),
         mean=mean,
@@ -227,13 +246,15 @@ def _eval_forward(x, mean, var, gamma, beta, eps, check_finite, need_cache):
     xv = _view(x)
     nd = xv.ndim
     hi, lo = _split_mean(mean, dt)
-    centered = np.subtract(xv, _col(hi, nd))  # exact near the mean
+    centered = np.empty(xv.shape, dt)
+    np.subtract(xv, _col(hi, nd, centered), out=centered)  # exact near the mean
     if need_cache:
-        x_hat = np.multiply(centered, _col(inv_std.astype(dt), nd), out=centered)
+        x_hat = np.multiply(centered, _col(inv_std.astype(dt), nd, centered), out=centered)
         if lo.any():
-            np.add(x_hat, _col((-lo * inv_std).astype(dt), nd), out=x_hat)
-        out = np.multiply(x_hat, _col(g.astype(dt), nd))
-        np.add(out, _col(b.astype(dt), nd), out=out)
+            np.add(x_hat, _col((-lo * inv_std).astype(dt), nd, x_hat), out=x_hat)
+        out = np.empty(xv.shape, dt)
+        np.multiply(x_hat, _col(g.astype(dt), nd, out), out=out)
+        np.add(out, _col(b.astype(dt), nd, out), out=out)
         cache = BatchNormCache(
             x_hat=x_hat.reshape(x.shape),
             mean=mean.astype(dt),
@@ -245,8 +266,8 @@ def _eval_forward(x, mean, var, gamma, beta, eps, check_finite, need_cache):
         )
         return out.reshape(x.shape), cache
     scale = g * inv_std
-    out = np.multiply(centered, _col(scale.astype(dt), nd), out=centered)
-    np.add(out, _col((b - lo * scale).astype(dt), nd), out=out)
+    out = np.multiply(centered, _col(scale.astype(dt), nd, centered), out=centered)
+    np.add(out, _col((b - lo * scale).astype(dt), nd, out), out=out)
     return out.reshape(x.shape), None
 
 
@@ -546,12 +567,14 @@ def batch_norm_backward(grad_out, cache, *, check_finite=True):
         raise_non_finite("grad_out", dbeta, dy.shape)
     dgamma = _channel_dot(dyv, x_hat)
     if not cache.training:
-        return np.multiply(dyv, _col(k, nd)).reshape(dy.shape), dgamma, dbeta
+        dx = np.empty(dyv.shape, dt)
+        return np.multiply(dyv, _col(k, nd, dx), out=dx).reshape(dy.shape), dgamma, dbeta
     # dx = k * (dy - dbeta/m - x_hat * dgamma/m), in one buffer
-    t = np.multiply(x_hat, _col(dgamma / m, nd))
+    t = np.empty(dyv.shape, dt)
+    np.multiply(x_hat, _col(dgamma / m, nd, t), out=t)
     np.subtract(dyv, t, out=t)
-    np.subtract(t, _col(dbeta / m, nd), out=t)
-    np.multiply(t, _col(k, nd), out=t)
+    np.subtract(t, _col(dbeta / m, nd, t), out=t)
+    np.multiply(t, _col(k, nd, t), out=t)
     return t.reshape(dy.shape), dgamma, dbeta
 
 

@@ -129,8 +129,8 @@ MUTANTS = {
     # product and the shift cancel when |running_mean| >> sqrt(running_var)
     "eval-precomputed-shift": (
         "bn_core.functional",
-        "    out = np.multiply(centered, _col(scale.astype(dt), nd), out=centered)\n"
-        "    np.add(out, _col((b - lo * scale).astype(dt), nd), out=out)\n",
+        "    out = np.multiply(centered, _col(scale.astype(dt), nd, centered), out=centered)\n"
+        "    np.add(out, _col((b - lo * scale).astype(dt), nd, out), out=out)\n",
         "    out = np.multiply(xv, _col(scale.astype(dt), nd))\n"
         "    np.add(out, _col((b - mean * scale).astype(dt), nd), out=out)\n",
     ),
