@@ -76,21 +76,6 @@ def _col(v: np.ndarray, ndim: int, near: np.ndarray | None = None) -> np.ndarray
     return placed
 
 
-def _empty_apart(shape, dtype, near: np.ndarray) -> np.ndarray:
-    """``np.empty(shape, dtype)`` placed half a page (mod 4096) away from ``near``.
-
-    Large fresh arrays all start at the same offset within a page, so an elementwise pass
-    that reads one and writes another stalls on 4K aliasing (see :func:`_col`); shifting
-    the written array by 2 KiB avoids it, at the cost of 4 KiB of memory.
-    """
-    dtype = np.dtype(dtype)
-    size = math.prod(shape)
-    step = 4096 // dtype.itemsize
-    buf = np.empty(size + step, dtype)
-    start = ((near.ctypes.data + 2048 - buf.ctypes.data) % 4096) // dtype.itemsize
-    return buf[start : start + size].reshape(shape)
-
-
 def _channel_sum(a: np.ndarray) -> np.ndarray:
     """Sum a (N, C) or (N, C, S) view over every axis but the channel axis, shape (C,)."""
     if a.ndim == 2:
@@ -189,7 +174,7 @@ def _train_forward(x, gamma, beta, eps, check_finite):
     #    cancels catastrophically when |mean| >> std. "Corrected two-pass" (Chan, Golub &
     #    LeVeque 1983): delta, the mean of the centered input, is the rounding error of the
     #    first mean (large for float32 data with a big offset); it corrects mean and var.
-    xc = _empty_apart(xv.shape, x.dtype, xv)
+    xc = np.empty(xv.shape, x.dtype)
     np.subtract(xv, _col(mean, nd, xc), out=xc)
     delta = _channel_sum(xc) / m_
     var = _channel_dot(xc, xc) / m_ - delta * delta
@@ -203,7 +188,7 @@ def _train_forward(x, gamma, beta, eps, check_finite):
         np.subtract(xc, _col(delta, nd, xc), out=xc)
     x_hat = np.multiply(xc, _col(inv_std, nd, xc), out=xc)
     # 4. scale and shift
-    out = _empty_apart(x_hat.shape, x.dtype, x_hat)
+    out = np.empty(x_hat.shape, x.dtype)
     if gamma is not None:
         np.multiply(x_hat, _col(gamma, nd, out), out=out)
     else:
@@ -261,7 +246,7 @@ def _eval_forward(x, mean, var, gamma, beta, eps, check_finite, need_cache):
     xv = _view(x)
     nd = xv.ndim
     hi, lo = _split_mean(mean, dt)
-    centered = _empty_apart(xv.shape, dt, xv)
+    centered = np.empty(xv.shape, dt)
     np.subtract(xv, _col(hi, nd, centered), out=centered)  # exact near the mean
     if need_cache:
         x_hat = np.multiply(centered, _col(inv_std.astype(dt), nd, centered), out=centered)
@@ -585,7 +570,7 @@ def batch_norm_backward(grad_out, cache, *, check_finite=True):
         dx = np.empty(dyv.shape, dt)
         return np.multiply(dyv, _col(k, nd, dx), out=dx).reshape(dy.shape), dgamma, dbeta
     # dx = k * (dy - dbeta/m - x_hat * dgamma/m), in one buffer
-    t = _empty_apart(dyv.shape, dt, dyv)
+    t = np.empty(dyv.shape, dt)
     np.multiply(x_hat, _col(dgamma / m, nd, t), out=t)
     np.subtract(dyv, t, out=t)
     np.subtract(t, _col(dbeta / m, nd, t), out=t)
