@@ -15,13 +15,14 @@ from bn_core.functional import (
     batch_norm_forward,
 )
 from bn_core.gradcheck import numerical_gradient, rel_error
-from bn_core.modules import BatchNorm1d, BatchNorm2d
+from bn_core.modules import BatchNorm1d, BatchNorm2d, BatchNorm3d
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BatchNorm1d",
     "BatchNorm2d",
+    "BatchNorm3d",
     "BatchNormCache",
     "batch_norm",
     "batch_norm_backward",

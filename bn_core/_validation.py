@@ -12,10 +12,13 @@ import numbers
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# float16 input is normalized in float32 and the output rounded back (torch's rule for half
+# precision: statistics in float32); the training-mode primitives stay float32/float64.
+HALF = np.dtype(np.float16)
 
 
-def check_input(x, name: str = "input") -> np.ndarray:
-    """Return ``x`` as a float32/float64 ndarray of rank >= 2, or raise."""
+def check_input(x, name: str = "input", *, allow_half: bool = False) -> np.ndarray:
+    """Return ``x`` as a float32/float64 (or, if allowed, float16) ndarray of rank >= 2."""
     if not isinstance(x, np.ndarray):
         if hasattr(x, "detach") and hasattr(x, "numpy"):
             raise TypeError(
@@ -23,7 +26,13 @@ def check_input(x, name: str = "input") -> np.ndarray:
                 f"pass {name}.detach().cpu().numpy(), or use bn_core.torch_bridge for tensors"
             )
         x = np.asarray(x)
-    if x.dtype not in FLOAT_DTYPES:
+    if x.dtype == HALF and not allow_half:
+        raise TypeError(
+            f"{name} is float16: batch_norm and the layers accept it (computing in float32, "
+            f"as torch does), this function works in float32 or float64; pass "
+            f"{name}.astype(np.float32)"
+        )
+    if x.dtype not in FLOAT_DTYPES and not (allow_half and x.dtype == HALF):
         raise TypeError(
             f"{name} must be a float32 or float64 array, got dtype {x.dtype}; "
             f"convert it first, e.g. {name}.astype(np.float64)"
@@ -42,11 +51,14 @@ def check_rank(x: np.ndarray, allowed: tuple[int, ...], layer: str) -> None:
     if x.ndim in allowed:
         return
     want = " or ".join(f"{d}D" for d in allowed)
-    shapes = {2: "(N, C)", 3: "(N, C, L)", 4: "(N, C, H, W)"}
+    shapes = {2: "(N, C)", 3: "(N, C, L)", 4: "(N, C, H, W)", 5: "(N, C, D, H, W)"}
     want_shapes = " or ".join(shapes[d] for d in allowed)
     hint = {
         "BatchNorm1d": "use BatchNorm2d for images (N, C, H, W)",
-        "BatchNorm2d": "use BatchNorm1d for (N, C) or (N, C, L) inputs",
+        "BatchNorm2d": "use BatchNorm1d for (N, C) or (N, C, L) inputs, BatchNorm3d for "
+        "volumes (N, C, D, H, W)",
+        "BatchNorm3d": "use BatchNorm2d for images (N, C, H, W), BatchNorm1d for (N, C) or "
+        "(N, C, L)",
     }[layer]
     raise ValueError(
         f"expected {want} input (got {x.ndim}D input): {layer} takes {want_shapes}, "
@@ -62,7 +74,7 @@ def check_per_channel(a, name: str, num_channels: int, x_shape, *, allow_none: b
         raise ValueError(f"{name} must be an array of shape ({num_channels},), got None")
     if not isinstance(a, np.ndarray):
         a = np.asarray(a)
-    if a.dtype not in FLOAT_DTYPES:
+    if a.dtype not in FLOAT_DTYPES and a.dtype != HALF:
         raise TypeError(
             f"{name} must be a float32 or float64 array, got dtype {a.dtype}; "
             f"convert it first, e.g. {name}.astype(np.float64)"
@@ -125,9 +137,13 @@ def check_momentum(momentum, allow_none: bool = False):
 
 
 def check_batch_size(x: np.ndarray) -> int:
-    """Training needs more than one value per channel (torch's message)."""
+    """Training needs more than one value per channel (torch's message).
+
+    An empty batch (m = 0) passes, as in torch: it has nothing to normalize and gives an
+    empty output (see :func:`bn_core.batch_norm`).
+    """
     m = x.size // x.shape[1] if x.shape[1] else 0
-    if m <= 1:
+    if m == 1:
         raise ValueError(
             f"Expected more than 1 value per channel when training, got input size "
             f"{tuple(x.shape)}: the batch variance of a single value is 0 and its output "

@@ -24,11 +24,18 @@ from bn_core.functional import batch_norm_backward, batch_norm_backward_graph, b
 SHAPES = [(256, 4096), (64, 64, 32, 32)]
 
 
-def _times(fns: dict, repeat: int, warmup: int = 2) -> dict[str, list[float]]:
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def _times(
+    fns: dict, repeat: int, warmup: int = 2, clock=time.perf_counter
+) -> dict[str, list[float]]:
     """Seconds per call of each function, ``repeat`` times, timed in interleaved rounds.
 
     Interleaving (one call of each function per round) spreads the load of a shared
-    machine evenly over the entries, so their ratios stay meaningful.
+    machine evenly over the entries, so their ratios stay meaningful. ``clock`` may be
+    ``time.process_time`` (CPU time of this process: the time other processes take the
+    core away is not counted; everything here runs on one thread, torch included).
     """
     for fn in fns.values():
         for _ in range(warmup):
@@ -36,9 +43,9 @@ def _times(fns: dict, repeat: int, warmup: int = 2) -> dict[str, list[float]]:
     times = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(clock() - t0)
     return times
 
 
@@ -54,7 +61,9 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def bench_shape(shape, repeat: int, seed: int = 0, stat=statistics.median) -> dict[str, float]:
+def bench_shape(
+    shape, repeat: int, seed: int = 0, stat=statistics.median, clock=time.perf_counter
+) -> dict[str, float]:
     """Seconds per call of each operation on one float32 shape (``stat`` of the runs).
 
     ``stat`` may be a function of the list of times (default: the median), or None to get
@@ -94,6 +103,7 @@ def bench_shape(shape, repeat: int, seed: int = 0, stat=statistics.median) -> di
             "torch fwd+bwd": torch_fwd_bwd,
         },
         repeat,
+        clock=clock,
     )
     return times if stat is None else {k: stat(v) for k, v in times.items()}
 
@@ -102,6 +112,12 @@ def main(argv=None) -> None:
     """Run the benchmark and print a markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30, help="timed runs per entry")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall time (default) or this process's CPU time (steadier on a shared machine)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -110,7 +126,8 @@ def main(argv=None) -> None:
     print(
         f"machine: {cpu_model()}, {os.cpu_count()} cores; python {platform.python_version()}, "
         f"numpy {np.__version__}, torch {torch.__version__} "
-        f"(torch threads: {torch.get_num_threads()}); median of {args.repeat} runs, ms"
+        f"(torch threads: {torch.get_num_threads()}); {args.clock} clock, median of "
+        f"{args.repeat} runs, ms"
     )
     print()
     cols = ["forward", "backward (closed)", "backward (graph)", "ours fwd+bwd", "torch fwd+bwd"]
@@ -118,7 +135,7 @@ def main(argv=None) -> None:
     print("|---" * (len(cols) + 3) + "|")
     best = {}
     for shape in SHAPES:
-        runs = bench_shape(shape, args.repeat, stat=None)
+        runs = bench_shape(shape, args.repeat, stat=None, clock=CLOCKS[args.clock])
         r = {k: statistics.median(v) for k, v in runs.items()}
         best[shape] = {k: min(v) for k, v in runs.items()}
         cells = " | ".join(f"{r[c] * 1e3:.2f}" for c in cols)

@@ -1,6 +1,6 @@
 """Stateful batch-normalization layers with PyTorch's interface, in numpy.
 
-:class:`BatchNorm1d` and :class:`BatchNorm2d` are thin wrappers over
+:class:`BatchNorm1d`, :class:`BatchNorm2d` and :class:`BatchNorm3d` are thin wrappers over
 :mod:`bn_core.functional`: they own ``weight``, ``bias`` and the running buffers, switch
 between training and evaluation mode, and keep the forward cache for ``backward``.
 """
@@ -14,11 +14,12 @@ import numpy as np
 from bn_core._validation import check_eps, check_input, check_momentum, check_rank
 from bn_core.functional import _batch_norm_impl, batch_norm_backward
 
-__all__ = ["BatchNorm1d", "BatchNorm2d"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
 
 class _BatchNorm:
-    """Shared implementation; use :class:`BatchNorm1d` or :class:`BatchNorm2d`."""
+    """Shared implementation; use :class:`BatchNorm1d`, :class:`BatchNorm2d` or
+    :class:`BatchNorm3d`."""
 
     _ranks: tuple[int, ...] = ()
 
@@ -102,7 +103,9 @@ class _BatchNorm:
         Parameters
         ----------
         x : ndarray
-            float32 or float64 input with the channels on axis 1.
+            float32 or float64 input with the channels on axis 1 (float16 is normalized in
+            float32, with the layer's float32/float64 statistics, and rounded back, as torch
+            does with half-precision input).
         check_finite : bool, default True
             Raise on NaN or inf in the input (see :func:`bn_core.batch_norm`).
 
@@ -118,7 +121,7 @@ class _BatchNorm:
             ``num_features``, one value per channel in training, non-float or non-finite
             input (see :func:`bn_core.batch_norm`).
         """
-        x = check_input(x, "input")
+        x = check_input(x, "input", allow_half=True)
         check_rank(x, self._ranks, type(self).__name__)
         tracking = self.training and self.track_running_stats
         factor = self.momentum
@@ -139,6 +142,7 @@ class _BatchNorm:
         )
         if tracking:  # counted only once the batch went through, unlike torch
             self.num_batches_tracked += 1
+        self._in_dtype = x.dtype
         return out
 
     def __call__(self, x: np.ndarray, **kwargs) -> np.ndarray:
@@ -156,7 +160,7 @@ class _BatchNorm:
         Returns
         -------
         ndarray
-            Gradient with respect to the last input.
+            Gradient with respect to the last input, in its dtype.
 
         Raises
         ------
@@ -166,6 +170,7 @@ class _BatchNorm:
         if self._cache is None:
             raise RuntimeError("call forward(x) before backward(grad_out)")
         dx, dgamma, dbeta = batch_norm_backward(grad_out, self._cache)
+        dx = dx.astype(self._in_dtype, copy=False)  # float16 input: computed in float32
         if self.weight is not None:
             self.grad_weight = dgamma.astype(self.dtype, copy=False)
         if self.bias is not None:
@@ -287,3 +292,22 @@ class BatchNorm2d(_BatchNorm):
     """
 
     _ranks = (4,)
+
+
+class BatchNorm3d(_BatchNorm):
+    """Volumetric batch normalization over (N, C, D, H, W), like ``torch.nn.BatchNorm3d``.
+
+    Statistics are per channel over the batch and the three spatial axes
+    (``m = N * D * H * W`` values each). Parameters and attributes as :class:`BatchNorm1d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bn = BatchNorm3d(2)
+    >>> x = np.random.default_rng(0).normal(5.0, 2.0, size=(2, 2, 3, 4, 4))
+    >>> y = bn(x)
+    >>> y.mean(axis=(0, 2, 3, 4)).round(6) + 0.0, y.var(axis=(0, 2, 3, 4)).round(3)
+    (array([0., 0.]), array([1., 1.]))
+    """
+
+    _ranks = (5,)

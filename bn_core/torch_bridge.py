@@ -1,15 +1,16 @@
 """PyTorch drop-ins whose forward and backward run ``bn_core`` (numpy).
 
-:class:`BatchNorm1d` and :class:`BatchNorm2d` subclass ``torch.nn.BatchNorm1d`` /
-``BatchNorm2d``: same constructor, same ``weight``/``bias`` parameters and
+:class:`BatchNorm1d`, :class:`BatchNorm2d` and :class:`BatchNorm3d` subclass
+``torch.nn.BatchNorm1d`` / ``BatchNorm2d`` / ``BatchNorm3d``: same constructor, same ``weight``/``bias`` parameters and
 ``running_mean``/``running_var``/``num_batches_tracked`` buffers, so ``load_state_dict``
 works both ways and a model can swap one for the other. Only the arithmetic differs: it
 goes through :func:`batch_norm`, a ``torch.autograd.Function`` whose forward is
 :func:`bn_core.batch_norm` and whose backward is :func:`bn_core.batch_norm_backward`.
 
 This is the only module of ``bn_core`` that imports torch (an optional dependency:
-``pip install bn_core[torch]``). Tensors are moved to the CPU and viewed as numpy arrays;
-double backward is not supported.
+``pip install bn_core[torch]``). Tensors are moved to the CPU and viewed as numpy arrays
+(float16/bfloat16 ones are computed in float32, as torch does); double backward is not
+supported.
 """
 
 from __future__ import annotations
@@ -21,11 +22,52 @@ from torch.autograd.function import once_differentiable
 
 from bn_core.functional import _batch_norm_impl, batch_norm_backward
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNormFunction", "batch_norm", "swap_batchnorm"]
+__all__ = [
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "BatchNorm3d",
+    "BatchNormFunction",
+    "batch_norm",
+    "swap_batchnorm",
+]
 
 
 def _np(t):
-    return None if t is None else t.detach().cpu().numpy()
+    """A CPU tensor as a numpy array (a view for float32/float64; half types in float32)."""
+    if t is None:
+        return None
+    t = t.detach().cpu()
+    if t.dtype in _HALF:  # numpy has no bfloat16, and half statistics go through float32
+        t = t.float()
+    return t.numpy()
+
+
+# torch normalizes float16/bfloat16 input with float32 statistics and returns the input's
+# dtype; so does the bridge (numpy has no bfloat16: such tensors are copied to float32)
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _memory_format(x):
+    """channels_last(_3d) if ``x`` is stored that way (torch keeps it in the output)."""
+    if (
+        x.dim() == 4
+        and not x.is_contiguous()
+        and x.is_contiguous(memory_format=torch.channels_last)
+    ):
+        return torch.channels_last
+    if (
+        x.dim() == 5
+        and not x.is_contiguous()
+        and x.is_contiguous(memory_format=torch.channels_last_3d)
+    ):
+        return torch.channels_last_3d
+    return torch.contiguous_format
+
+
+def _to_torch(a, like, memory_format):
+    """numpy result -> tensor on ``like``'s device, in its dtype and memory format."""
+    t = torch.from_numpy(np.ascontiguousarray(a)).to(like.device, like.dtype)
+    return t.contiguous(memory_format=memory_format)
 
 
 class BatchNormFunction(torch.autograd.Function):
@@ -45,9 +87,11 @@ class BatchNormFunction(torch.autograd.Function):
         check_finite,
         need_grad=True,
     ):
-        # CPU buffers are viewed, not copied, so bn_core's in-place update reaches them
+        # float32/float64 CPU buffers are viewed, not copied, so bn_core's in-place update
+        # reaches them; others (on a GPU, or half precision) are updated through a float32
+        # copy, rounded once when copied back, as torch does
         buffers = [running_mean, running_var]
-        views = [None if b is None else b.detach().cpu().numpy() for b in buffers]
+        views = [_np(b) for b in buffers]
         out, cache = _batch_norm_impl(
             _np(x),
             views[0],
@@ -61,12 +105,14 @@ class BatchNormFunction(torch.autograd.Function):
             need_cache=need_grad,
         )
         for b, v in zip(buffers, views, strict=True):
-            if b is not None and b.device.type != "cpu":
+            if b is not None and (b.device.type != "cpu" or b.dtype in _HALF):
                 b.copy_(torch.from_numpy(v))
         ctx.cache = cache
         ctx.check_finite = check_finite
         ctx.param_dtypes = [None if p is None else p.dtype for p in (weight, bias)]
-        return torch.from_numpy(np.ascontiguousarray(out)).to(x.device)
+        ctx.memory_format = _memory_format(x)
+        ctx.x_dtype = x.dtype
+        return _to_torch(out, x, ctx.memory_format)
 
     @staticmethod
     @once_differentiable
@@ -78,7 +124,9 @@ class BatchNormFunction(torch.autograd.Function):
         need = ctx.needs_input_grad
         wdt, bdt = ctx.param_dtypes
         return (
-            torch.from_numpy(dx).to(device) if need[0] else None,
+            torch.from_numpy(dx).to(device, ctx.x_dtype).contiguous(memory_format=ctx.memory_format)
+            if need[0]
+            else None,
             torch.from_numpy(dgamma).to(device, wdt) if need[1] else None,
             torch.from_numpy(dbeta).to(device, bdt) if need[2] else None,
             *([None] * 7),
@@ -102,7 +150,9 @@ def batch_norm(
     Parameters
     ----------
     input : Tensor
-        float32 or float64, shape (N, C, ...).
+        float32 or float64, shape (N, C, ...); float16 and bfloat16 are normalized in
+        float32 (statistics, buffer updates, gradients) and returned in their own dtype, as
+        torch does. A channels-last input gives a channels-last output.
     running_mean, running_var : Tensor of shape (C,) or None
         Updated in place when ``training``.
     weight, bias : Tensor of shape (C,), optional
@@ -197,8 +247,21 @@ class BatchNorm2d(_BridgeMixin, nn.BatchNorm2d):
     """
 
 
+class BatchNorm3d(_BridgeMixin, nn.BatchNorm3d):
+    """Drop-in for ``torch.nn.BatchNorm3d`` computed by ``bn_core`` (same arguments).
+
+    Examples
+    --------
+    >>> import torch
+    >>> bn = BatchNorm3d(3)
+    >>> y = bn(torch.randn(2, 3, 4, 5, 5))
+    >>> tuple(y.shape)
+    (2, 3, 4, 5, 5)
+    """
+
+
 def swap_batchnorm(module: nn.Module) -> nn.Module:
-    """Replace, in place, every ``nn.BatchNorm1d``/``BatchNorm2d`` inside ``module`` by ours.
+    """Replace, in place, every ``nn.BatchNorm1d``/``2d``/``3d`` inside ``module`` by ours.
 
     Each replacement gets the same constructor arguments, parameters, buffers, device,
     dtype and training mode, so the model computes the same function, now through bn_core.
@@ -220,7 +283,7 @@ def swap_batchnorm(module: nn.Module) -> nn.Module:
     >>> type(swap_batchnorm(net)[1]).__module__
     'bn_core.torch_bridge'
     """
-    ours = {nn.BatchNorm1d: BatchNorm1d, nn.BatchNorm2d: BatchNorm2d}
+    ours = {nn.BatchNorm1d: BatchNorm1d, nn.BatchNorm2d: BatchNorm2d, nn.BatchNorm3d: BatchNorm3d}
     cls = ours.get(type(module))
     if cls is not None:
         new = cls(

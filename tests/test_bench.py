@@ -17,3 +17,5 @@ def test_bench_runs_on_a_tiny_shape():
     }
     assert all(t > 0 for t in r.values())
     assert isinstance(bench.cpu_model(), str)
+    r = bench.bench_shape((8, 4), repeat=2, clock=bench.CLOCKS["cpu"])
+    assert all(t >= 0 for t in r.values())

@@ -112,3 +112,87 @@ def test_folding_the_wrong_way_is_caught():
     scale = W2[:, 0] / W[:, 0]
     wrong = W * scale[None, :]
     assert np.abs(x @ wrong.T + b2 - bn(x @ W.T + b)).max() > 1e-3
+
+
+# -- issue 10: transposed convolutions, Conv1d and Conv3d --------------------------------
+
+
+def _torch_eval_bn(torch, C, seed):
+    """A torch BatchNorm (any rank: only the buffers and parameters are used) in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    bn = torch.nn.BatchNorm1d(C).double()
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.randn(C, generator=g, dtype=torch.float64))
+        bn.running_var.copy_(torch.rand(C, generator=g, dtype=torch.float64) + 0.5)
+        bn.weight.copy_(torch.randn(C, generator=g, dtype=torch.float64))
+        bn.bias.copy_(torch.randn(C, generator=g, dtype=torch.float64))
+    return bn.eval()
+
+
+def _bn_after(torch, bn, z):
+    """``bn`` applied to ``z`` of any rank (channels on axis 1), in eval mode."""
+    shape = (1, -1) + (1,) * (z.dim() - 2)
+    s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return (z - bn.running_mean.view(shape)) * s.view(shape) + bn.bias.view(shape)
+
+
+@pytest.mark.parametrize(
+    ("layer", "x_shape"),
+    [
+        ("Conv1d", (2, 4, 9)),
+        ("Conv2d", (2, 4, 7, 6)),
+        ("Conv3d", (2, 4, 5, 4, 6)),
+        ("ConvTranspose1d", (2, 4, 9)),
+        ("ConvTranspose2d", (2, 4, 7, 6)),
+        ("ConvTranspose3d", (2, 4, 5, 4, 6)),
+    ],
+)
+@pytest.mark.parametrize("groups", [1, 2])
+def test_fold_into_every_convolution_against_torch(layer, x_shape, groups):
+    # in == out == 4: the layouts (out, in/g, *k) and (in, out/g, *k) have the same shape,
+    # so only the right axis (and the right grouping) passes
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(groups)
+    conv = getattr(torch.nn, layer)(4, 4, 3, groups=groups).double()
+    bn = _torch_eval_bn(torch, 4, seed=len(layer) + groups)
+    x = torch.randn(*x_shape, dtype=torch.float64)
+    transposed = layer.startswith("ConvTranspose")
+    with torch.no_grad():
+        want = _bn_after(torch, bn, conv(x))
+        W2, b2 = fold_batch_norm(conv.weight, conv.bias, bn, transposed=transposed, groups=groups)
+        conv.weight.copy_(torch.from_numpy(W2))
+        conv.bias.copy_(torch.from_numpy(b2))
+        got = conv(x)
+    assert_close(got.numpy(), want.numpy(), what=f"folded {layer}")
+
+
+def test_transposed_weight_folded_as_an_ordinary_one_is_caught():
+    # the silent failure of the issue: in == out, no transposed=True -> the wrong axis; the
+    # comparison above would see it
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    conv = torch.nn.ConvTranspose2d(3, 3, 3).double()
+    bn = _torch_eval_bn(torch, 3, seed=1)
+    x = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    with torch.no_grad():
+        want = _bn_after(torch, bn, conv(x))
+        W2, b2 = fold_batch_norm(conv.weight, conv.bias, bn)  # wrong: axis 0 is `in`
+        got = torch.nn.functional.conv_transpose2d(x, torch.from_numpy(W2), torch.from_numpy(b2))
+    assert (got - want).abs().max() > 1e-3
+
+
+def test_transposed_weight_errors_say_what_to_do():
+    bn = BatchNorm2d(6).eval()
+    w = np.ones((4, 6, 3, 3))  # ConvTranspose2d(4, 6, 3): (in, out, kh, kw)
+    with pytest.raises(ValueError, match="transposed=True"):
+        fold_batch_norm(w, None, bn)
+    W2, _ = fold_batch_norm(w, None, bn, transposed=True)
+    assert W2.shape == w.shape
+    with pytest.raises(ValueError, match="pass groups=2"):
+        fold_batch_norm(np.ones((4, 3, 3, 3)), None, bn, transposed=True)
+    with pytest.raises(ValueError, match="groups must be a positive int"):
+        fold_batch_norm(w, None, bn, transposed=True, groups=0)
+    with pytest.raises(ValueError, match=r"\(in, out/groups, \*k\)"):
+        fold_batch_norm(np.ones((4, 6)), None, bn, transposed=True)
+    with pytest.raises(ValueError, match="Conv1d/2d/3d"):
+        fold_batch_norm(np.ones((6, 1, 1, 1, 1, 1)), None, bn)

@@ -2,7 +2,18 @@
 
 import numpy as np
 import pytest
-from _bncore_helpers import SHAPES, TOL, assert_close, make_inputs, max_rel_err, torch_reference
+from _bncore_helpers import (
+    SHAPES,
+    TOL,
+    assert_close,
+    check_eval_accurate,
+    check_running_mean_accurate,
+    eval_offset_errors,
+    load_mutant,
+    make_inputs,
+    max_rel_err,
+    torch_reference,
+)
 
 import bn_core
 from bn_core import batch_norm, batch_norm_forward
@@ -252,3 +263,107 @@ def test_running_buffer_comparison_rejects_wrong_updates(wrong):
         wrong(rm, rv, x.mean(axis=0), x.var(axis=0), 6, 0.1)
     assert max(max_rel_err(rm, rmt.numpy()), max_rel_err(rv, rvt.numpy())) > 1e-3
     assert max(max_rel_err(rm_ok, rmt.numpy()), max_rel_err(rv_ok, rvt.numpy())) <= 1e-10
+
+
+# -- issue 10: the edges where bn_core must match torch 2.13 ------------------------------
+
+
+def test_float32_eval_as_accurate_as_torch_at_large_running_means():
+    # max relative error against the float64 answer on the same float32 values, at running
+    # means 1e3 and 1e4 (std ~1), float32 and float64 buffers: no worse than BatchNorm1d.eval()
+    check_eval_accurate(batch_norm)
+
+
+def test_float32_eval_module_path_and_functional_path_agree():
+    # the layers keep a cache for backward (need_cache=True); batch_norm does not: one answer
+    rng = np.random.default_rng(1)
+    x = (1e3 + rng.normal(size=(64, 5, 3))).astype(np.float32)
+    bn = bn_core.BatchNorm1d(5, dtype=np.float32)
+    bn.running_mean[:] = 1e3 + rng.normal(size=5)
+    bn.running_var[:] = rng.uniform(0.5, 2, size=5)
+    bn.weight[:] = rng.normal(1, 0.3, size=5)
+    bn.bias[:] = rng.normal(size=5)
+    layer = bn.eval()(x)
+    functional = batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias)
+    assert max_rel_err(layer, functional) < 1e-6
+
+
+def test_eval_accuracy_check_kills_the_precomputed_shift():
+    broken = load_mutant("eval-precomputed-shift")
+    ours, theirs = eval_offset_errors(broken.batch_norm, 1e3)
+    assert ours > 1e-5 > theirs  # 1.9e-5 against torch's 8.3e-6 (and our 8.5e-8)
+    with pytest.raises(AssertionError, match="relative error"):
+        check_eval_accurate(broken.batch_norm)
+
+
+def test_float32_running_mean_is_correctly_rounded_at_large_offsets():
+    check_running_mean_accurate(batch_norm)
+
+
+def test_running_mean_check_kills_the_missing_rounding_correction():
+    broken = load_mutant("no-mean-correction")
+    with pytest.raises(AssertionError, match="running_mean off by"):
+        check_running_mean_accurate(broken.batch_norm)
+
+
+@pytest.mark.parametrize("given", ["running_mean", "running_var"])
+def test_a_running_buffer_alone_raises_in_training_like_torch(given):
+    x = np.random.default_rng(0).normal(size=(4, 3))
+    buffers = {"running_mean": None, "running_var": None, given: np.ones(3)}
+    with pytest.raises(ValueError, match="must either both be None or neither be None"):
+        F.batch_norm(
+            torch.tensor(x),
+            None if buffers["running_mean"] is None else torch.ones(3, dtype=torch.float64),
+            None if buffers["running_var"] is None else torch.ones(3, dtype=torch.float64),
+            training=True,
+        )
+    with pytest.raises(ValueError, match=f"neither be None \\(torch's rule\\): {given} was given"):
+        batch_norm(x, buffers["running_mean"], buffers["running_var"], training=True)
+    np.testing.assert_array_equal(buffers[given], np.ones(3))  # nothing was updated
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(0, 3), (0, 3, 5), (0, 3, 2, 2), (2, 3, 0), (0, 3, 2, 2, 2)])
+def test_empty_batch_like_torch(shape, training):
+    # torch 2.13: an empty batch gives an empty output and leaves the running buffers alone
+    rm, rv = np.full(3, 2.0), np.full(3, 3.0)
+    w, b = np.array([1.0, 2.0, 3.0]), np.array([0.1, 0.2, 0.3])
+    rmt, rvt = torch.tensor(rm), torch.tensor(rv)
+    want = F.batch_norm(
+        torch.zeros(shape, dtype=torch.float64),
+        rmt,
+        rvt,
+        torch.tensor(w),
+        torch.tensor(b),
+        training=training,
+    )
+    out = batch_norm(np.zeros(shape), rm, rv, w, b, training=training)
+    assert out.shape == tuple(want.shape) == shape and out.dtype == np.float64
+    np.testing.assert_array_equal(rm, rmt.numpy())
+    np.testing.assert_array_equal(rv, rvt.numpy())
+    np.testing.assert_array_equal(rm, np.full(3, 2.0))
+    if training:  # the primitives too: empty output, zero parameter gradients
+        y, cache = batch_norm_forward(np.zeros(shape), w, b)
+        dx, dgamma, dbeta = bn_core.batch_norm_backward(np.zeros(shape), cache)
+        assert y.shape == dx.shape == shape
+        np.testing.assert_array_equal(dgamma, 0)
+        np.testing.assert_array_equal(dbeta, 0)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_float16_input_is_normalized_in_float32_like_torch(training):
+    # torch on CPU: half input, float32 statistics and buffers, half output
+    rng = np.random.default_rng(4)
+    x = (3.0 + 2.0 * rng.normal(size=(16, 4, 5))).astype(np.float16)
+    rm, rv = np.full(4, 2.5, np.float32), np.full(4, 3.0, np.float32)
+    w, b = rng.normal(1, 0.3, 4).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    rmt, rvt = torch.tensor(rm), torch.tensor(rv)
+    want = F.batch_norm(
+        torch.tensor(x), rmt, rvt, torch.tensor(w), torch.tensor(b), training=training
+    )
+    out = batch_norm(x, rm, rv, w, b, training=training)
+    assert out.dtype == np.float16 and want.dtype == torch.float16
+    # half has 11 bits: the two agree to a rounding of the output (2 ulps of float16)
+    assert max_rel_err(out, want.numpy()) <= 2 * 2.0**-10
+    np.testing.assert_allclose(rm, rmt.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(rv, rvt.numpy(), rtol=1e-6)

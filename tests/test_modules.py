@@ -1,16 +1,26 @@
-"""bn_core.BatchNorm1d / BatchNorm2d against torch.nn.BatchNorm1d / BatchNorm2d."""
+"""bn_core.BatchNorm1d / 2d / 3d against torch.nn.BatchNorm1d / 2d / 3d."""
 
 import numpy as np
 import pytest
-from _bncore_helpers import SHAPES_1D, SHAPES_2D, assert_close
+from _bncore_helpers import (
+    SHAPES_1D,
+    SHAPES_2D,
+    assert_close,
+    check_state_dict_copies,
+    load_mutant,
+    max_rel_err,
+)
 
-from bn_core import BatchNorm1d, BatchNorm2d
+from bn_core import BatchNorm1d, BatchNorm2d, BatchNorm3d
 
 torch = pytest.importorskip("torch")
 
-PAIRS = [(BatchNorm1d, torch.nn.BatchNorm1d, s) for s in SHAPES_1D] + [
-    (BatchNorm2d, torch.nn.BatchNorm2d, s) for s in SHAPES_2D
-]
+SHAPES_3D = [(2, 3, 2, 3, 4), (3, 1, 1, 2, 2)]
+PAIRS = (
+    [(BatchNorm1d, torch.nn.BatchNorm1d, s) for s in SHAPES_1D]
+    + [(BatchNorm2d, torch.nn.BatchNorm2d, s) for s in SHAPES_2D]
+    + [(BatchNorm3d, torch.nn.BatchNorm3d, s) for s in SHAPES_3D]
+)
 
 
 def _train_both(ours, theirs, shape, steps, seed, dtype=np.float64, lr=0.05):
@@ -194,3 +204,45 @@ def test_failed_batch_is_not_counted():
         bn(np.ones((1, 3)))
     assert bn.num_batches_tracked == 0
     np.testing.assert_array_equal(bn.running_var, np.ones(3))
+
+
+# -- issue 10 ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [BatchNorm1d, BatchNorm2d, BatchNorm3d])
+def test_state_dict_returns_copies(cls):
+    check_state_dict_copies(cls)
+
+
+@pytest.mark.parametrize("key", ["state-dict-alias-running-mean", "state-dict-alias-weight"])
+def test_state_dict_check_kills_aliases(key):
+    broken = load_mutant(key)
+    with pytest.raises(AssertionError, match="changed"):
+        check_state_dict_copies(broken.BatchNorm1d)
+
+
+def test_batchnorm3d_rank_errors():
+    with pytest.raises(ValueError, match=r"expected 5D input \(got 4D input\).*BatchNorm2d"):
+        BatchNorm3d(3)(np.ones((2, 3, 4, 4)))
+    with pytest.raises(ValueError, match=r"expected 4D input \(got 5D input\).*BatchNorm3d"):
+        BatchNorm2d(3)(np.ones((2, 3, 4, 4, 4)))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_float16_input_through_a_layer_like_torch(training):
+    rng = np.random.default_rng(9)
+    x = (1.0 + 2.0 * rng.normal(size=(8, 3, 4, 4))).astype(np.float16)
+    ours, theirs = BatchNorm2d(3, dtype=np.float32), torch.nn.BatchNorm2d(3)
+    ours.train(training)
+    theirs.train(training)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = theirs(xt)
+    y = ours(x)
+    assert y.dtype == np.float16 and yt.dtype == torch.float16
+    assert max_rel_err(y, yt.detach().numpy()) <= 2 * 2.0**-10
+    dy = rng.normal(size=x.shape).astype(np.float16)
+    yt.backward(torch.tensor(dy))
+    dx = ours.backward(dy)
+    assert dx.dtype == np.float16
+    assert max_rel_err(dx, xt.grad.numpy()) <= 4 * 2.0**-10
+    np.testing.assert_allclose(ours.running_mean, theirs.running_mean.numpy(), rtol=1e-6)

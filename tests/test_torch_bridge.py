@@ -213,3 +213,120 @@ def test_swap_batchnorm_keeps_the_function():
     assert not swapped[1].training
     assert_close(swapped(x).detach().numpy(), want)
     assert type(tb.swap_batchnorm(nn.BatchNorm1d(3))) is tb.BatchNorm1d
+
+
+# -- issue 10: half precision, memory format, BatchNorm3d, eval accuracy --------------------
+
+HALF_ULP = {torch.float16: 2.0**-10, torch.bfloat16: 2.0**-7}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("half_module", [False, True], ids=["float32-module", "half-module"])
+def test_half_precision_input_like_torch(dtype, half_module):
+    # torch on CPU: statistics in float32, output (and grad_input) in the input's dtype;
+    # a module converted with .half()/.bfloat16() keeps its buffers in that dtype
+    g = torch.Generator().manual_seed(11)
+    x0 = (torch.randn(6, 3, 4, 4, generator=g) * 2 + 1).to(dtype)
+    ref, ours = nn.BatchNorm2d(3), tb.BatchNorm2d(3)
+    if half_module:
+        ref, ours = ref.to(dtype), ours.to(dtype)
+    for training in (True, False):
+        ref.train(training)
+        ours.train(training)
+        xr, xo = x0.clone().requires_grad_(True), x0.clone().requires_grad_(True)
+        yr, yo = ref(xr), ours(xo)
+        assert yo.dtype == yr.dtype == dtype
+        tol = 2 * HALF_ULP[dtype]
+        assert (yo.float() - yr.float()).abs().max() <= tol * yr.float().abs().max()
+        dy = torch.randn(x0.shape, generator=g).to(dtype)
+        yr.backward(dy)
+        yo.backward(dy)
+        assert xo.grad.dtype == dtype
+        assert (xo.grad.float() - xr.grad.float()).abs().max() <= (
+            4 * tol * xr.grad.float().abs().max()
+        )
+        assert ours.weight.grad.dtype == ref.weight.grad.dtype
+        ref.weight.grad = ours.weight.grad = None
+    # buffers: float32 statistics, rounded once to the buffer's dtype (1 ulp of it)
+    for name in ("running_mean", "running_var"):
+        a, b = getattr(ours, name), getattr(ref, name)
+        assert a.dtype == b.dtype == (dtype if half_module else torch.float32)
+        ulp = HALF_ULP.get(a.dtype, 2.0**-23)
+        assert (a.float() - b.float()).abs().max() <= 2 * ulp * b.float().abs().max(), name
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_swap_batchnorm_on_a_half_precision_model(dtype):
+    ref = _convnet(nn.BatchNorm2d).to(dtype)
+    g = torch.Generator().manual_seed(12)
+    x = torch.randn(5, 2, 6, 6, generator=g).to(dtype)
+    ref.train()
+    ref(x)  # move the running statistics
+    ref.eval()
+    want = ref(x).float()
+    swapped = tb.swap_batchnorm(ref)
+    assert type(swapped[1]) is tb.BatchNorm2d and swapped[1].weight.dtype == dtype
+    got = swapped(x)
+    assert got.dtype == dtype
+    tol = 8 * HALF_ULP[dtype] * want.abs().max()
+    assert (got.float() - want).abs().max() <= tol
+    swapped.train()
+    swapped(x).float().sum().backward()  # and it trains
+    assert swapped[1].weight.grad.dtype == dtype
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize(
+    ("cls", "ref_cls", "shape", "fmt"),
+    [
+        (tb.BatchNorm2d, nn.BatchNorm2d, (4, 3, 5, 6), torch.channels_last),
+        (tb.BatchNorm3d, nn.BatchNorm3d, (2, 3, 3, 4, 5), torch.channels_last_3d),
+    ],
+)
+def test_memory_format_is_kept(cls, ref_cls, shape, fmt, training):
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(13), dtype=torch.float64)
+    x = x.contiguous(memory_format=fmt).requires_grad_(True)
+    ours, ref = cls(3).double().train(training), ref_cls(3).double().train(training)
+    y, want = ours(x), ref(x)
+    assert want.is_contiguous(memory_format=fmt)
+    assert y.is_contiguous(memory_format=fmt) and not y.is_contiguous()
+    assert_close(y.detach().numpy(), want.detach().numpy())
+    y.sum().backward()
+    assert x.grad.is_contiguous(memory_format=fmt)
+    assert tb.BatchNorm2d(3)(torch.randn(2, 3, 4, 4)).is_contiguous()  # and NCHW stays NCHW
+
+
+def test_batchnorm3d_bridge_trains_like_torch():
+    g = torch.Generator().manual_seed(14)
+    ours, ref = tb.BatchNorm3d(3).double(), nn.BatchNorm3d(3).double()
+    for _ in range(3):
+        x = torch.randn(2, 3, 3, 4, 4, generator=g, dtype=torch.float64) * 2 + 1
+        assert_close(ours(x).detach().numpy(), ref(x).detach().numpy())
+    _assert_same_state(ref, ours)
+    with pytest.raises(ValueError, match="expected 5D input"):
+        ours(torch.randn(2, 3, 4, 4))
+    assert type(tb.swap_batchnorm(nn.BatchNorm3d(3))) is tb.BatchNorm3d
+
+
+def test_eval_under_no_grad_as_accurate_as_torch_at_large_running_means():
+    from _bncore_helpers import check_eval_accurate
+
+    def bridge(x, rm, rv, w, b, training):
+        with torch.no_grad():
+            return tb.batch_norm(
+                torch.from_numpy(x),
+                *(torch.from_numpy(a) for a in (rm, rv, w, b)),
+                training=training,
+            ).numpy()
+
+    check_eval_accurate(bridge)
+
+
+def test_empty_batch_through_the_bridge_like_torch():
+    ours, ref = tb.BatchNorm1d(3), nn.BatchNorm1d(3)
+    x = torch.empty(0, 3, requires_grad=True)
+    y, want = ours(x), ref(x)
+    assert y.shape == want.shape == (0, 3)
+    _assert_same_state(ref, ours)
+    y.sum().backward()
+    assert x.grad.shape == (0, 3)
