@@ -68,6 +68,10 @@ def test_effective_sample_size_between_n_and_nhw():
     # the formula: var(x) / (var(image means) / n)
     expected = smooth.var() / (smooth.mean((1, 2)).var(ddof=1) / n)
     assert ess == pytest.approx(expected)
+    iid = rng.normal(size=(2000, 4, 4))
+    assert 0.8 < convnets.effective_sample_size(iid, "var") / (2000 * 16) < 1.2
+    with pytest.raises(ValueError, match="statistic"):
+        convnets.effective_sample_size(iid, "median")
     with pytest.raises(ValueError, match=r"\(N, H, W\)"):
         convnets.effective_sample_size(np.zeros((3, 4)))
 

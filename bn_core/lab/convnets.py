@@ -86,19 +86,27 @@ def bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
-def effective_sample_size(values: np.ndarray) -> float:
-    """How many independent values the mean of one channel's N x H x W values is worth.
+def effective_sample_size(values: np.ndarray, statistic: str = "mean") -> float:
+    """How many independent values a channel's batch mean (or variance) over N x H x W is worth.
 
-    ``values`` has shape ``(N, H, W)`` (one channel over a batch). The variance of the batch mean
-    is compared with what independent values would give: ``n_eff = var(x) / var(batch mean)``,
-    where the variance of the mean is estimated from the image means (images are independent,
-    positions within an image are not): ``var(mean) = var(image means) / N``.
+    ``values`` has shape ``(N, H, W)`` (one channel over a batch). The variance of the batch
+    statistic is compared with what independent values would give: for the mean,
+    ``n_eff = var(x) / var(batch mean)``, where the variance of the batch mean is estimated from
+    the image means (images are independent, positions within an image are not):
+    ``var(batch mean) = var(image means) / N``. For the variance, the same with
+    ``(x - mean(x))**2`` in place of ``x``.
+
+    Parameters
+    ----------
+    values : array of shape (N, H, W)
+    statistic : {"mean", "var"}, default "mean"
 
     Returns
     -------
     float
-        Between about ``N`` (positions as correlated as possible) and ``N * H * W``
-        (positions independent).
+        ``N * H * W`` for independent positions, ``N`` when all positions of an image are equal;
+        more than ``N * H * W`` when positions within an image are negatively correlated (image
+        means that vary less from image to image than independent values would).
 
     Examples
     --------
@@ -113,6 +121,10 @@ def effective_sample_size(values: np.ndarray) -> float:
     values = np.asarray(values, dtype=float)
     if values.ndim != 3:
         raise ValueError(f"values must have shape (N, H, W), got {values.shape}")
+    if statistic not in ("mean", "var"):
+        raise ValueError(f"statistic must be 'mean' or 'var', got {statistic!r}")
+    if statistic == "var":
+        values = (values - values.mean()) ** 2
     n = values.shape[0]
     var_x = values.var()
     var_of_mean = values.mean((1, 2)).var(ddof=1) / n
