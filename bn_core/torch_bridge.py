@@ -303,3 +303,6 @@ def swap_batchnorm(module: nn.Module) -> nn.Module:
     for name, child in module.named_children():
         setattr(module, name, swap_batchnorm(child))
     return module
+
+
+from bn_core.torch_frozen import FrozenBatchNorm1d, FrozenBatchNorm2d, freeze_batchnorm  # noqa: E402, F401, I001
