@@ -493,11 +493,9 @@ class BookAudit(Audit):
 class PhoneAudit(Audit):
     """A page on a 390 px phone under one font set: what sticks out, and the fonts drawn."""
 
-    # Text whose fonts are checked: prose, headings, code, tables, captions.
-    TEXT = (
-        "article p, article li, article h1, article h2, article h3, article code, "
-        "article td, article th, article figcaption, article dt, article dd"
-    )
+    # Text whose fonts are checked: prose, headings, code, tables, captions, links (every
+    # page has some: the navigation), anywhere on the page.
+    TEXT = "p, li, a, h1, h2, h3, code, td, th, figcaption, dt, dd"
 
     def __init__(self, base: str, browser, font_set: str, shots: Path | None) -> None:
         super().__init__()

@@ -62,6 +62,14 @@ class FontSet:
             prefer = "".join(f"<family>{escape(f)}</family>" for f in (*families, self.hangul))
             return f'  <alias binding="same"><family>{generic}</family><prefer>{prefer}</prefer></alias>\n'
 
+        # The generic names, and the names Chromium asks fontconfig for itself: "sans" for
+        # `system-ui` (the theme's first choice) and as its last resort. Without them
+        # fontconfig would answer "sans" with whichever font scores first (Liberation Mono).
+        generic = {
+            ("sans-serif", "sans", "system-ui", "ui-sans-serif"): self.sans,
+            ("serif", "ui-serif"): self.serif,
+            ("monospace", "mono", "ui-monospace"): self.mono,
+        }
         conf = folder / "fonts.conf"
         conf.write_text(
             '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "urn:fontconfig:fonts.dtd">\n'
@@ -69,9 +77,17 @@ class FontSet:
             "<fontconfig>\n"
             f"  <dir>{escape(str(fonts))}</dir>\n"
             f"  <cachedir>{escape(str(folder / 'cache'))}</cachedir>\n"
-            + alias("sans-serif", self.sans)
-            + alias("serif", self.serif)
-            + alias("monospace", self.mono)
+            # As Debian's 49-sansserif.conf: a request with no generic family (Chromium's
+            # fallback for a character, its last resort) gets sans-serif, not the first
+            # font that scores best.
+            '  <match target="pattern">\n'
+            + "".join(
+                f'    <test qual="all" name="family" compare="not_eq"><string>{g}</string></test>\n'
+                for g in ("sans-serif", "serif", "monospace")
+            )
+            + '    <edit name="family" mode="append_last"><string>sans-serif</string></edit>\n'
+            "  </match>\n"
+            + "".join(alias(name, fams) for names, fams in generic.items() for name in names)
             + "</fontconfig>\n",
             encoding="utf-8",
         )

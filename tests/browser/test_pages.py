@@ -98,6 +98,12 @@ def test_text_fits_phone_width(phone_audits, font_set, book_page, font_configs):
         f"(glyphs per family); the set offers only {sorted(offered)}. "
         "Is FONTCONFIG_FILE honoured by this Chromium?"
     )
+    main = max(mobile["fonts"], key=mobile["fonts"].get)
+    assert main in FONT_SETS[font_set].sans, (
+        f"{book_page}: under font set {font_set!r} most text was drawn in {main!r}, not in the "
+        f"set's sans-serif {FONT_SETS[font_set].sans} ({mobile['fonts']}): fontconfig resolved "
+        "the theme's font stack to the wrong family (see fontsets.py, the aliases)"
+    )
     width = mobile["viewport"]
     problems = list(mobile["bad"])
     if mobile["pageWidth"] > width:
