@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 # Two workers for nbval; `make test JOBS=1` to run serially.
 JOBS ?= 2
 
-.PHONY: help env book book-clean test lint format grade students bench lab clean
+.PHONY: help env book book-clean test test-deps lint format grade students bench lab clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -34,12 +34,16 @@ book: $(STAMP)  ## build the HTML book (executes changed notebooks) and open it
 book-clean: $(STAMP)  ## rebuild every page from scratch (what CI does)
 	$(BIN)/jupyter-book build . -W -n --keep-going --all
 
-test: $(STAMP) lint  ## run every test: library, chapters, exercises and graders, book in a browser
+test: test-deps $(STAMP) lint  ## run every test: library, chapters, exercises and graders, book in a browser
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope tests chapters exercises/solutions \
 	  --nbval-lax --nbval-current-env -p no:cacheprovider --ignore=tests/browser
 	$(MAKE) --no-print-directory book-clean
-	bash tools/ensure_chromium.sh
 	$(BIN)/python -m pytest tests/browser -p no:cacheprovider
+
+# First of all, say which system packages the browser suite needs and install what is
+# missing (Chromium, and the fonts of tests/browser/fontsets.py): nothing if all are there.
+test-deps:  ## install the system packages the browser tests need (says what, first)
+	bash tools/ensure_test_deps.sh
 
 lint: $(STAMP)  ## ruff check and format check
 	$(BIN)/ruff check .

@@ -4,16 +4,26 @@ The suite checks the book as a reader gets it. It needs a built book: ``make tes
 one first (``make book-clean``); to check another build, point ``BOOK_HTML`` at its HTML
 folder, e.g. ``BOOK_HTML=/tmp/book/_build/html pytest tests/browser``.
 
+Chromium is Debian's (``/usr/bin/chromium``, or ``CHROMIUM=/path``), driven with Playwright
+(pytest-playwright's ``playwright`` and ``browser_type_launch_args`` fixtures, the latter with
+our ``executable_path`` and flags; ``--headed`` and ``--slowmo`` work): nothing is
+downloaded. ``tools/ensure_test_deps.sh`` installs it and the fonts.
+
+Fonts: Chromium never sees the machine's own fonts. It runs under the font sets of
+``fontsets.py`` (``FONTCONFIG_FILE``): the whole suite under ``MAIN_FONT_SET``, and the
+phone-width check under every set, so its result does not depend on what is installed.
+
 Pages are discovered when the tests are collected, so every page of the book is checked,
-whatever pages exist. Each page is loaded once; the tests then look at what was recorded
-(console messages, requests, images, math, links, layout at phone width, dark theme).
+whatever pages exist (later chapters, a Korean edition under ``ko/``). Each page is loaded
+once at 1280 px and once per font set on a 390 px phone; the tests then look at what was
+recorded (console messages, requests, images, math, links, dark theme, layout on a phone).
 Screenshots go to ``_build/screenshots/`` (beside the HTML folder), three per page:
 ``PAGE.png`` (the whole page, 1280 px wide, light theme), ``PAGE.dark.png`` (one screen in
 the dark theme, on the first figure) and ``PAGE.mobile.png`` (the first three screens of a
-390 px wide phone).
+390 px wide phone, main font set).
 
 Without Chromium the suite is skipped with a message, except in CI (``CI=true``), where it
-fails: CI must run it.
+fails: CI must run it. A font set that is not complete fails its tests, naming the package.
 """
 
 from __future__ import annotations
@@ -30,8 +40,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
-from .cdp import Browser, CDPError, find_chromium
+from .fontsets import FONT_SETS, MAIN_FONT_SET
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -39,6 +50,26 @@ AUDIT_JS = (Path(__file__).parent / "page_audit.js").read_text(encoding="utf-8")
 # Full-page screenshots stop here: enough to look through, small enough to stay quick.
 SHOT_MAX_HEIGHT = 12000
 NO_BOOK = "<no built book>"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+# Playwright adds --headless, --no-sandbox (as chromium_sandbox is off) and most of the
+# quiet-network flags itself; these make sure of the rest (shared/design/toolchain.md,
+# "Browser checks"): no background traffic into a closed network.
+CHROMIUM_FLAGS = [
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
+]
+CHROMIUM_CANDIDATES = ["/usr/bin/chromium", "chromium", "chromium-browser"]
 
 
 def _load_page_weight():
@@ -59,6 +90,17 @@ def book_root() -> Path:
 
 def screenshot_root() -> Path:
     return Path(os.environ.get("BOOK_SCREENSHOTS") or book_root().parent / "screenshots")
+
+
+def find_chromium() -> str | None:
+    """``$CHROMIUM`` if set (None if it does not exist), else Debian's Chromium, or None."""
+    env = os.environ.get("CHROMIUM")
+    if env:
+        return shutil.which(env) or (env if Path(env).is_file() else None)
+    for name in CHROMIUM_CANDIDATES:
+        if path := shutil.which(name):
+            return path
+    return None
 
 
 def unavailable(message: str) -> None:
@@ -94,11 +136,24 @@ def redirect_pages() -> list[str]:
     return [p for p in all_pages() if redirect_target(p)]
 
 
+def split_edition(page: str) -> tuple[str, str]:
+    """``(edition folder, page within it)``: ``("ko/", "chapters/x.html")`` for a page of a
+    second build inside the first (a Korean edition under ``ko/``), ``("", page)`` otherwise.
+    An edition folder is one with its own ``_sources``."""
+    parts = page.split("/")
+    for i in range(len(parts) - 1, 0, -1):
+        prefix = "/".join(parts[:i]) + "/"
+        if (book_root() / prefix / "_sources").is_dir():
+            return prefix, "/".join(parts[i:])
+    return "", page
+
+
 def source_of(page: str) -> Path | None:
-    """The page's source as copied into the build (``_sources/...``), or None."""
-    stem = page[: -len(".html")]
+    """The page's source as copied into its build (``[ko/]_sources/...``), or None."""
+    edition, rest = split_edition(page)
+    stem = rest[: -len(".html")]
     for suffix in (".ipynb", ".md", ".rst"):
-        src = book_root() / "_sources" / f"{stem}{suffix}"
+        src = book_root() / edition / "_sources" / f"{stem}{suffix}"
         if src.is_file():
             return src
     return None
@@ -109,8 +164,9 @@ def notebook_pages() -> list[str]:
 
 
 def pytest_generate_tests(metafunc):
+    # `book_page`, not `page`: pytest-playwright has a fixture called `page`.
     lists = {
-        "page": reader_pages,
+        "book_page": reader_pages,
         "notebook_page": notebook_pages,
         "any_page": all_pages,
         "redirect_page": redirect_pages,
@@ -119,6 +175,8 @@ def pytest_generate_tests(metafunc):
         if name in metafunc.fixturenames:
             pages = make() if (book_root() / "index.html").is_file() else [NO_BOOK]
             metafunc.parametrize(name, pages, ids=[p.removesuffix(".html") for p in pages])
+    if "font_set" in metafunc.fixturenames:
+        metafunc.parametrize("font_set", list(FONT_SETS), scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -162,19 +220,75 @@ def server(book):
 
 
 @pytest.fixture(scope="session")
-def browser():
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright's launch arguments, with Debian's Chromium and our flags."""
     exe = find_chromium()
     if not exe:
         unavailable(
-            "No Chromium found. Install it with `bash tools/ensure_chromium.sh` "
+            "No Chromium found. Install it with `bash tools/ensure_test_deps.sh` "
             "(Debian: apt-get install chromium), or set CHROMIUM=/path/to/chromium"
         )
-    try:
-        b = Browser(exe)
-    except CDPError as exc:
-        unavailable(f"Chromium ({exe}) did not start: {exc}")
-    yield b
-    b.close()
+    return {
+        **browser_type_launch_args,
+        "executable_path": exe,
+        "args": [*browser_type_launch_args.get("args", []), *CHROMIUM_FLAGS],
+    }
+
+
+@pytest.fixture(scope="session")
+def font_configs(tmp_path_factory) -> dict[str, Path]:
+    """A fonts.conf per font set, in a temporary folder (written, not yet checked)."""
+    root = tmp_path_factory.mktemp("fontsets")
+    return {name: fs.write_config(root / name) for name, fs in FONT_SETS.items()}
+
+
+@functools.cache
+def _font_set_problems(name: str, conf: Path) -> tuple[str, ...]:
+    return tuple(FONT_SETS[name].check(conf))
+
+
+class Browsers:
+    """One Chromium per font set, started on first use, each with its FONTCONFIG_FILE."""
+
+    def __init__(self, browser_type, launch_args: dict, configs: dict[str, Path]) -> None:
+        self.browser_type, self.launch_args, self.configs = browser_type, launch_args, configs
+        self.running: dict = {}
+
+    def __call__(self, font_set: str):
+        if font_set not in self.running:
+            if problems := _font_set_problems(font_set, self.configs[font_set]):
+                pytest.fail(
+                    f"font set {font_set!r} is not available: {'; '.join(problems)}",
+                    pytrace=False,
+                )
+            env = {**os.environ, "FONTCONFIG_FILE": str(self.configs[font_set])}
+            try:
+                self.running[font_set] = self.browser_type.launch(**self.launch_args, env=env)
+            except PlaywrightError as exc:
+                unavailable(
+                    f"Chromium ({self.launch_args['executable_path']}) did not start: {exc}"
+                )
+        return self.running[font_set]
+
+    def close(self) -> None:
+        for b in self.running.values():
+            b.close()
+        self.running.clear()
+
+
+@pytest.fixture(scope="session")
+def browsers(playwright, browser_type_launch_args, font_configs):
+    # playwright.chromium, not pytest-playwright's `browser_type`: that one would add a
+    # "chromium" parameter (its --browser option) to the id of every test.
+    running = Browsers(playwright.chromium, browser_type_launch_args, font_configs)
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="session")
+def chromium(browsers):
+    """Chromium under the main font set (pytest-playwright's ``browser`` is not used)."""
+    return browsers(MAIN_FONT_SET)
 
 
 def _is_foreign(url: str, netloc: str) -> bool:
@@ -182,123 +296,268 @@ def _is_foreign(url: str, netloc: str) -> bool:
     return parts.scheme in ("http", "https", "ws", "wss") and parts.netloc != netloc
 
 
-def _summarize_events(events: list[dict], netloc: str) -> dict:
-    """Console errors, failed requests and requests to other hosts, from CDP events."""
-    urls: dict[str, str] = {}
-    console, failed, foreign, requests = [], [], [], []
-    for ev in events:
-        method, prm = ev["method"], ev["params"]
-        if method == "Network.requestWillBeSent":
-            url = prm["request"]["url"]
-            urls[prm["requestId"]] = url
-            requests.append(url)
-            if _is_foreign(url, netloc):
-                foreign.append(url)
-        elif method == "Network.responseReceived":
-            status = prm["response"]["status"]
-            if status >= 400:
-                failed.append(f"HTTP {status}: {prm['response']['url']}")
-        elif method == "Network.loadingFailed":
-            if not prm.get("canceled"):
-                url = urls.get(prm["requestId"], "?")
-                failed.append(f"{prm.get('errorText')}: {url}")
-        elif method == "Runtime.exceptionThrown":
-            d = prm["exceptionDetails"]
-            text = d.get("exception", {}).get("description") or d.get("text")
-            console.append(f"uncaught exception: {text}")
-        elif method == "Runtime.consoleAPICalled" and prm["type"] in ("error", "assert"):
-            args = [str(a.get("value", a.get("description", ""))) for a in prm["args"]]
-            console.append(f"console.{prm['type']}: {' '.join(args)}")
-        elif method == "Log.entryAdded" and prm["entry"]["level"] == "error":
-            e = prm["entry"]
-            console.append(f"{e['source']} error: {e['text']} {e.get('url', '')}".strip())
-    return {"console": console, "failed": failed, "foreign": foreign, "requests": requests}
+class Recorder:
+    """What one tab reports while a page loads: console errors, requests, failures."""
+
+    def __init__(self, tab, netloc: str) -> None:
+        self.netloc = netloc
+        self.reset()
+        tab.on("console", self._console)
+        tab.on(
+            "pageerror", lambda exc: self.console.append(f"uncaught exception: {exc.stack or exc}")
+        )
+        tab.on("request", self._request)
+        tab.on("requestfinished", lambda r: self.pending.discard(r))
+        tab.on("requestfailed", self._failed)
+        tab.on("response", self._response)
+
+    def reset(self) -> None:
+        self.console, self.failed, self.foreign, self.requests = [], [], [], []
+        self.pending: set = set()
+        self.count = 0
+
+    def _console(self, msg) -> None:
+        # Playwright reports the browser's own log entries (e.g. "Failed to load resource")
+        # as console messages of type "error" too.
+        if msg.type in ("error", "assert"):
+            where = msg.location.get("url", "") if msg.location else ""
+            self.console.append(f"console.{msg.type}: {msg.text} {where}".strip())
+
+    def _request(self, request) -> None:
+        self.count += 1
+        self.pending.add(request)
+        self.requests.append(request.url)
+        if _is_foreign(request.url, self.netloc):
+            self.foreign.append(request.url)
+
+    def _failed(self, request) -> None:
+        self.pending.discard(request)
+        error = request.failure or "?"
+        if error != "net::ERR_ABORTED":  # cancelled by the page itself (the old `canceled`)
+            self.failed.append(f"{error}: {request.url}")
+
+    def _response(self, response) -> None:
+        if response.status >= 400:
+            self.failed.append(f"HTTP {response.status}: {response.url}")
+
+    def wait_network_idle(self, tab, quiet: float = 0.15, timeout: float = 10.0) -> None:
+        """Wait until no request is pending and none started for ``quiet`` s (or timeout)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            n = self.count
+            tab.wait_for_timeout(quiet * 1000)  # lets Playwright deliver the events
+            if not self.pending and self.count == n:
+                return
+
+    def summary(self) -> dict:
+        return {
+            "console": list(self.console),
+            "failed": list(self.failed),
+            "foreign": list(self.foreign),
+            "requests": list(self.requests),
+        }
 
 
-class BookAudit:
-    """Loads each page once in Chromium and keeps what the tests look at."""
+def _ready(tab, seconds: int = 40):
+    """Wait for fonts, MathJax and images (page_audit.js), at most ``seconds``."""
+    tab.evaluate(f"() => {{ {AUDIT_JS} }}")
+    return tab.evaluate(
+        "s => Promise.race([__bnAudit.ready(),"
+        " new Promise(r => setTimeout(() => r(`not ready after ${s} s`), s * 1000))])",
+        seconds,
+    )
 
-    def __init__(self, book: Path, base: str, browser: Browser, shots: Path) -> None:
-        self.book, self.base, self.browser, self.shots = book, base, browser, shots
-        self.netloc = urlsplit(base).netloc
+
+def _screenshot(tab, path: Path, max_height: int | None = None, full: bool = True) -> None:
+    """A PNG of the page: from the top down to ``max_height`` px, or the current screen."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not full:
+        tab.screenshot(path=path)
+        return
+    w, h = tab.evaluate(
+        "[document.documentElement.clientWidth, document.documentElement.scrollHeight]"
+    )
+    height = min(h, max_height) if max_height else h
+    tab.screenshot(path=path, full_page=True, clip={"x": 0, "y": 0, "width": w, "height": height})
+
+
+class Tab:
+    """One tab kept for all pages of an audit: the HTTP cache stays warm (as for a reader
+    going from page to page); the origin's storage is cleared before each page, so each
+    is a first visit."""
+
+    def __init__(self, browser, base: str, **context_args) -> None:
+        self.base = base
+        self.context = browser.new_context(color_scheme="light", **context_args)
+        self.page = self.context.new_page()
+        self.cdp = self.context.new_cdp_session(self.page)
+        self.recorder = Recorder(self.page, urlsplit(base).netloc)
+
+    def load(self, page: str) -> None:
+        tab = self.page
+        tab.goto("about:blank")
+        self.cdp.send(
+            "Storage.clearDataForOrigin",
+            {
+                "origin": self.base,
+                "storageTypes": "cookies,local_storage,session_storage,indexeddb",
+            },
+        )
+        self.recorder.reset()
+        tab.goto(f"{self.base}/{page}", wait_until="load", timeout=30_000)
+
+    def fonts_used(self, selector: str, limit: int = 400) -> dict[str, int]:
+        """The system fonts Chromium drew the text of ``selector`` with: family -> glyphs."""
+        self.cdp.send("DOM.enable")
+        self.cdp.send("CSS.enable")
+        root = self.cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        ids = self.cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": selector})
+        used: dict[str, int] = {}
+        for node in ids["nodeIds"][:limit]:
+            for font in self.cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]:
+                if not font.get("isCustomFont"):  # web fonts (MathJax's) are not the machine's
+                    used[font["familyName"]] = used.get(font["familyName"], 0) + font["glyphCount"]
+        self.cdp.send("CSS.disable")
+        self.cdp.send("DOM.disable")
+        return used
+
+    def close(self) -> None:
+        try:
+            self.context.close()
+        except PlaywrightError:
+            pass
+
+
+class Audit:
+    """Loads each page once and keeps what the tests look at (cached per page)."""
+
+    def __init__(self) -> None:
         self.cache: dict[str, dict] = {}
         self.seconds: dict[str, float] = {}
+        self._tab: Tab | None = None
 
     def __call__(self, page: str) -> dict:
         if page == NO_BOOK:
             unavailable("No built book: run `make book-clean` first (or set BOOK_HTML)")
         if page not in self.cache:
             t0 = time.perf_counter()
-            self.cache[page] = self._audit(page)
+            try:
+                self.cache[page] = self._audit(page)
+            except PlaywrightError as exc:
+                self.close()  # start the next page on a new tab
+                self.cache[page] = {"error": str(exc)}
             self.seconds[page] = time.perf_counter() - t0
         report = self.cache[page]
         if "error" in report:
             pytest.fail(f"{page} could not be checked: {report['error']}", pytrace=False)
         return report
 
-    @property
-    def tab(self):
-        # One tab for all pages keeps the HTTP cache warm (as for a reader going from page
-        # to page); the origin's storage is cleared before each page, so each is a first visit.
-        if getattr(self, "_tab", None) is None:
-            self._tab = self.browser.new_page(1280, 900, isolated=False)
-            self._tab.send(
-                "Emulation.setEmulatedMedia",
-                {"features": [{"name": "prefers-color-scheme", "value": "light"}]},
-            )
-        return self._tab
-
-    def _audit(self, page: str) -> dict:
-        stem = page.removesuffix(".html")
-        tab = self.tab
-        try:
-            tab.clear_events()
-            tab.navigate("about:blank")
-            tab.forget_origin(self.base)
-            tab.set_viewport(1280, 900)
-            start = tab.navigate(f"{self.base}/{page}")
-            tab.evaluate(AUDIT_JS)
-            ready = tab.evaluate("__bnAudit.ready()", timeout=40)
-            tab.wait_network_idle(start, quiet=0.15)
-            report = tab.evaluate("__bnAudit.collect()")
-            report["ready"] = ready
-            tab.screenshot(self.shots / f"{stem}.png", max_height=SHOT_MAX_HEIGHT)
-            report["dark"] = tab.evaluate("__bnAudit.darkFigures()")
-            # One screen in the dark theme, on the first figure if there is one (a whole-page
-            # capture of a long chapter costs seconds; the pixel check above covers them all).
-            tab.evaluate(
-                "document.querySelector('article.bd-article figure img, article.bd-article img')"
-                "?.scrollIntoView({block: 'center'})"
-            )
-            tab.screenshot(self.shots / f"{stem}.dark.png", full=False)
-            tab.evaluate("window.scrollTo(0, 0)")
-            tab.evaluate("__bnAudit.lightTheme()")
-            tab.set_viewport(390, 844, mobile=True)
-            tab.evaluate("new Promise(r => setTimeout(r, 250))")
-            report["mobile"] = tab.evaluate("__bnAudit.overflow()")
-            # The first three screens on a phone.
-            tab.screenshot(self.shots / f"{stem}.mobile.png", max_height=3 * 844)
-            tab.wait_network_idle(start, quiet=0.15)
-            report.update(_summarize_events(tab.events(start), self.netloc))
-            return report
-        except CDPError as exc:
-            self.close()  # start the next page on a new tab
-            return {"error": str(exc)}
-
     def close(self) -> None:
-        if getattr(self, "_tab", None) is not None:
+        if self._tab is not None:
             self._tab.close()
             self._tab = None
 
 
+class BookAudit(Audit):
+    """Every check of a page at 1280 px, light and dark theme, main font set."""
+
+    def __init__(self, book: Path, base: str, browser, shots: Path) -> None:
+        super().__init__()
+        self.book, self.base, self.browser, self.shots = book, base, browser, shots
+
+    def _audit(self, page: str) -> dict:
+        stem = page.removesuffix(".html")
+        if self._tab is None:
+            self._tab = Tab(self.browser, self.base, viewport=DESKTOP)
+        tab, rec = self._tab.page, self._tab.recorder
+        self._tab.load(page)
+        ready = _ready(tab)
+        rec.wait_network_idle(tab)
+        report = tab.evaluate("__bnAudit.collect()")
+        report["ready"] = ready
+        _screenshot(tab, self.shots / f"{stem}.png", max_height=SHOT_MAX_HEIGHT)
+        report["dark"] = tab.evaluate("__bnAudit.darkFigures()")
+        # One screen in the dark theme, on the first figure if there is one (a whole-page
+        # capture of a long chapter costs seconds; the pixel check above covers them all).
+        tab.evaluate(
+            "document.querySelector('article.bd-article figure img, article.bd-article img')"
+            "?.scrollIntoView({block: 'center'})"
+        )
+        _screenshot(tab, self.shots / f"{stem}.dark.png", full=False)
+        tab.evaluate("__bnAudit.lightTheme()")
+        rec.wait_network_idle(tab)
+        report.update(rec.summary())
+        return report
+
+
+class PhoneAudit(Audit):
+    """A page on a 390 px phone under one font set: what sticks out, and the fonts drawn."""
+
+    # Text whose fonts are checked: prose, headings, code, tables, captions, links (every
+    # page has some: the navigation), anywhere on the page.
+    TEXT = "p, li, a, h1, h2, h3, code, td, th, figcaption, dt, dd"
+
+    def __init__(self, base: str, browser, font_set: str, shots: Path | None) -> None:
+        super().__init__()
+        self.base, self.browser, self.font_set, self.shots = base, browser, font_set, shots
+
+    def _audit(self, page: str) -> dict:
+        if self._tab is None:
+            self._tab = Tab(
+                self.browser,
+                self.base,
+                viewport=PHONE,
+                is_mobile=True,
+                has_touch=True,
+                device_scale_factor=1,
+            )
+        tab = self._tab.page
+        self._tab.load(page)
+        ready = _ready(tab)
+        self._tab.recorder.wait_network_idle(tab)
+        report = tab.evaluate("__bnAudit.overflow()")
+        report["ready"] = ready
+        report["fonts"] = self._tab.fonts_used(self.TEXT)
+        if self.shots:  # the first three screens of the phone
+            stem = page.removesuffix(".html")
+            _screenshot(tab, self.shots / f"{stem}.mobile.png", max_height=3 * PHONE["height"])
+        return report
+
+
+_SESSION: dict = {}
+
+
 @pytest.fixture(scope="session")
-def audit(book, server, browser) -> BookAudit:
-    shots = screenshot_root()
-    shutil.rmtree(shots, ignore_errors=True)  # no stale pictures of pages that are gone
-    auditor = BookAudit(book, server, browser, shots)
+def shots() -> Path:
+    folder = screenshot_root()
+    shutil.rmtree(folder, ignore_errors=True)  # no stale pictures of pages that are gone
+    return folder
+
+
+@pytest.fixture(scope="session")
+def audit(book, server, chromium, shots) -> BookAudit:
+    auditor = BookAudit(book, server, chromium, shots)
     _SESSION["audit"] = auditor
     yield auditor
     auditor.close()
+
+
+@pytest.fixture(scope="session")
+def phone_audits(book, server, browsers, shots):
+    """font set name -> its PhoneAudit (created, and its Chromium started, on first use)."""
+    audits: dict[str, PhoneAudit] = {}
+
+    def get(font_set: str) -> PhoneAudit:
+        if font_set not in audits:
+            browser = browsers(font_set)
+            keep = shots if font_set == MAIN_FONT_SET else None
+            audits[font_set] = PhoneAudit(server, browser, font_set, keep)
+        return audits[font_set]
+
+    _SESSION["phone"] = audits
+    yield get
+    for a in audits.values():
+        a.close()
 
 
 def internal_link_problems(report: dict, book: Path, netloc: str) -> list[str]:
@@ -322,11 +581,8 @@ def internal_link_problems(report: dict, book: Path, netloc: str) -> list[str]:
     return problems
 
 
-_SESSION: dict = {}
-
-
 def pytest_terminal_summary(terminalreporter):
-    """Print the page-weight table and where the screenshots are."""
+    """Print the page-weight table, the browser and fonts used, and where the screenshots are."""
     root = book_root()
     if not (root / "index.html").is_file():
         return
@@ -335,12 +591,25 @@ def pytest_terminal_summary(terminalreporter):
     weights = [page_weight.measure(root, p) for p in page_weight.discover_pages(root)]
     tr.write_line(page_weight.format_table(weights))
     auditor = _SESSION.get("audit")
-    if auditor and auditor.seconds:
+    phones = _SESSION.get("phone", {})
+    if (auditor and auditor.seconds) or phones:
         tr.section("browser")
-        total = sum(auditor.seconds.values())
-        slowest = max(auditor.seconds, key=auditor.seconds.get)
-        tr.write_line(
-            f"{auditor.browser.version}: {len(auditor.seconds)} pages in {total:.1f} s "
-            f"(slowest {slowest}: {auditor.seconds[slowest]:.1f} s)"
-        )
-        tr.write_line(f"screenshots: {auditor.shots}")
+        for name, a in [
+            ("desktop", auditor),
+            *((f"phone, fonts {k}", v) for k, v in phones.items()),
+        ]:
+            if a and a.seconds:
+                total = sum(a.seconds.values())
+                slowest = max(a.seconds, key=a.seconds.get)
+                tr.write_line(
+                    f"{name}: Chromium {a.browser.version}, {len(a.seconds)} pages in {total:.1f} s "
+                    f"(slowest {slowest}: {a.seconds[slowest]:.1f} s)"
+                )
+        for name, a in phones.items():
+            fonts: dict[str, int] = {}
+            for report in a.cache.values():
+                for family, glyphs in report.get("fonts", {}).items():
+                    fonts[family] = fonts.get(family, 0) + glyphs
+            tr.write_line(f"fonts drawn under set {name!r} (glyphs): {fonts}")
+        if auditor:
+            tr.write_line(f"screenshots: {auditor.shots}")

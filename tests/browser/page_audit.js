@@ -115,32 +115,70 @@
     };
   }
 
+  // A box that scrolls sideways by itself (a table wrapper, code, output, display or long
+  // inline math): what is inside it may be wider than the screen, the box itself may not.
+  // Inline boxes ignore `overflow`, so they do not count whatever their computed style says.
+  const scrollBox = (el) => {
+    const cs = getComputedStyle(el);
+    return (cs.overflowX === "auto" || cs.overflowX === "scroll") && !/^(inline|contents)$/.test(cs.display);
+  };
+
+  // The right and left edges of what `el` draws: its own box, its text and its elements,
+  // counting a scrolling box inside it by its own box rather than by its content.
+  function edges(el) {
+    const r = el.getBoundingClientRect();
+    let right = r.right, left = r.left;
+    const add = (b) => {
+      if (b.width || b.height) {
+        right = Math.max(right, b.right);
+        left = Math.min(left, b.left);
+      }
+    };
+    const range = document.createRange();
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT, {
+      acceptNode: (n) => {
+        if (n.nodeType !== Node.ELEMENT_NODE || !scrollBox(n)) return NodeFilter.FILTER_ACCEPT;
+        add(n.getBoundingClientRect()); // the box counts, not what scrolls inside it
+        return NodeFilter.FILTER_REJECT;
+      },
+    });
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      if (n.nodeType === Node.TEXT_NODE) {
+        if (!n.textContent.trim()) continue;
+        range.selectNodeContents(n);
+        add(range.getBoundingClientRect());
+      } else {
+        add(n.getBoundingClientRect());
+      }
+    }
+    return { right, left };
+  }
+
   // Text that sticks out past the right (or left) edge of the viewport.
   function overflow() {
     const art = article();
     const vw = document.documentElement.clientWidth;
-    // Scrolling boxes inside the article (tables, code, outputs, display math) may scroll.
+    // Elements inside a scrolling box of the article (tables, code, outputs, display math)
+    // may be wider than the screen: the box scrolls, not the page.
     const scrollsInside = (el) => {
-      for (let p = el.parentElement; p && p !== art; p = p.parentElement) {
-        const ox = getComputedStyle(p).overflowX;
-        if (ox === "auto" || ox === "scroll") return true;
-      }
+      for (let p = el.parentElement; p && p !== art; p = p.parentElement) if (scrollBox(p)) return true;
       return false;
     };
     const bad = [];
     const sel = "p, li, dt, dd, h1, h2, h3, h4, h5, h6, figcaption, blockquote, caption, th, td";
+    let scrolled = 0;
     for (const el of art.querySelectorAll(sel)) {
       const r = el.getBoundingClientRect();
       if (!r.width || !r.height || scrollsInside(el)) continue;
-      const range = document.createRange();
-      range.selectNodeContents(el);
-      const t = range.getBoundingClientRect();
-      const right = Math.max(r.right, t.width ? t.right : r.right);
-      const left = Math.min(r.left, t.width ? t.left : r.left);
+      const { right, left } = edges(el);
       if (right > vw + 1 || left < -1) {
         bad.push(`<${el.tagName.toLowerCase()}> right edge ${Math.round(right)}px: "${short(el.textContent, 60)}"`);
       }
       if (bad.length >= 10) break;
+    }
+    // Inline formulas too wide for the screen, which scroll in their own box (for the report).
+    for (const m of art.querySelectorAll("mjx-container:not([display='true'])")) {
+      if (scrollBox(m) && m.scrollWidth > m.clientWidth + 1) scrolled++;
     }
     const container = art.closest(".bd-article-container") || art;
     return {
@@ -148,6 +186,7 @@
       pageWidth: document.documentElement.scrollWidth,
       articleScrolls: container.scrollWidth > container.clientWidth + 1,
       articleWidths: [container.scrollWidth, container.clientWidth],
+      scrollingInlineMath: scrolled,
       bad,
     };
   }
