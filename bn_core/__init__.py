@@ -16,6 +16,11 @@ from bn_core.functional import (
 )
 from bn_core.gradcheck import numerical_gradient, rel_error
 from bn_core.modules import BatchNorm1d, BatchNorm2d
+from bn_core.sync import ShardStats as ShardStats  # re-exported (numpy synchronized BN)
+from bn_core.sync import merge_stats as merge_stats
+from bn_core.sync import shard_stats as shard_stats
+from bn_core.sync import sync_batch_norm_backward as sync_batch_norm_backward
+from bn_core.sync import sync_batch_norm_forward as sync_batch_norm_forward
 
 __version__ = "0.1.0"
 
