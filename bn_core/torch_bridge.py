@@ -240,3 +240,6 @@ def swap_batchnorm(module: nn.Module) -> nn.Module:
     for name, child in module.named_children():
         setattr(module, name, swap_batchnorm(child))
     return module
+
+
+from bn_core.torch_sync import SyncBatchNorm, convert_sync_batchnorm  # noqa: E402, F401
