@@ -16,6 +16,9 @@ from bn_core.functional import (
 )
 from bn_core.gradcheck import numerical_gradient, rel_error
 from bn_core.modules import BatchNorm1d, BatchNorm2d
+from bn_core.renorm import batch_renorm as batch_renorm  # re-exported (Ioffe 2017)
+from bn_core.renorm import batch_renorm_backward as batch_renorm_backward
+from bn_core.renorm import batch_renorm_forward as batch_renorm_forward
 from bn_core.sync import ShardStats as ShardStats  # re-exported (numpy synchronized BN)
 from bn_core.sync import merge_stats as merge_stats
 from bn_core.sync import shard_stats as shard_stats
