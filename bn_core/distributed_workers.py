@@ -236,7 +236,7 @@ def check_sync_worker(rank, world_size, *, cases, ddp_steps=5, seed=0):
         loss = F.cross_entropy(ddp(xb), yb)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     bn_layer = net[1]
     res["ddp"] = {
         "losses": losses,
@@ -262,7 +262,7 @@ def ddp_buffers_worker(rank, world_size, *, steps=3, shift=5.0, seed=0):
 
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
-    ddp = nn.parallel.DistributedDataParallel(net, broadcast_buffers=True)
+    ddp = nn.parallel.DistributedDataParallel(net)  # broadcast_buffers: on by default
     gen = torch.Generator().manual_seed(seed + 100 + rank)
     for _ in range(steps):
         x = torch.randn(8, 4, generator=gen) + rank * shift

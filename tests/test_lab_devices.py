@@ -70,3 +70,79 @@ def test_sync_cost_model():
     big = sync_cost([4, 2], 512, latency_s=1e-5, bandwidth_Bps=1e9)
     assert big["gather_bytes"] > 100 * c["gather_bytes"]  # the all-gather grows with R
     assert np.isfinite(big["time_s"])
+
+
+def test_accumulation_updates_running_statistics_once_per_micro_batch():
+    from bn_core.lab.devices import AccumulatedEnsembleMLP
+
+    common = dict(hidden=(6,), out_features=3, activation="relu", seeds=[0])
+    acc = AccumulatedEnsembleMLP(1, 5, num_devices=2, **common)
+    per = ShardedEnsembleMLP(1, 5, num_devices=2, **common)
+    x = torch.randn(8, 5)
+    torch.testing.assert_close(acc(x), per(x))  # same outputs: each micro-batch on its own
+    z = torch.bmm(x.unsqueeze(0), acc.weights[0])
+    want = torch.zeros(6)
+    for k in range(2):
+        want = 0.9 * want + 0.1 * z[0, 4 * k : 4 * (k + 1)].mean(0)
+    torch.testing.assert_close(acc.running_mean0[0, 0], want)
+
+
+def test_renorm_ensemble_matches_bn_core_renorm():
+    from bn_core.lab.devices import RenormEnsembleMLP
+    from bn_core.renorm import batch_renorm_backward, batch_renorm_forward
+
+    model = RenormEnsembleMLP(
+        1,
+        4,
+        hidden=(3,),
+        out_features=2,
+        activation="relu",
+        seeds=[0],
+        warmup=0,
+        rmax=1.5,
+        dmax=0.5,
+    ).double()
+    with torch.no_grad():
+        model.running_mean0.fill_(0.3)
+        model.running_var0.fill_(0.2)
+        model.gammas[0].copy_(torch.tensor([[[1.5, 0.5, 1.0]]]))
+    rm, rv = model.running_mean0[0, 0].numpy().copy(), model.running_var0[0, 0].numpy().copy()
+    x = torch.randn(6, 4, dtype=torch.float64)
+    z = torch.bmm(x.unsqueeze(0), model.weights[0]).detach().requires_grad_(True)
+    u = model._normalize(0, z)
+    dy = torch.randn_like(u)
+    (u * dy).sum().backward()
+    gamma = model.gammas[0].detach()[0, 0].numpy()
+    want, cache = batch_renorm_forward(
+        z.detach()[0].numpy(), gamma, np.zeros(3), rm, rv, rmax=1.5, dmax=0.5, momentum=0.01
+    )
+    np.testing.assert_allclose(u.detach()[0].numpy(), want, rtol=1e-10, atol=1e-12)
+    dx = batch_renorm_backward(dy[0].numpy(), cache)[0]
+    np.testing.assert_allclose(z.grad[0].numpy(), dx, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(model.running_var0[0, 0].numpy(), rv, rtol=1e-12)
+    assert np.any(np.abs(cache.d) == 0.5) or np.any(np.isin(cache.r, [1.5, 1 / 1.5]))
+
+
+def test_renorm_warmup_schedule():
+    from bn_core.lab.devices import RenormEnsembleMLP
+
+    m = RenormEnsembleMLP(1, 4, hidden=(4,), out_features=2, warmup=10)
+    assert m.limits() == (1.0, 0.0)
+    m.forwards = 15
+    assert m.limits() == pytest.approx((2.0, 2.5))
+    m.forwards = 100
+    assert m.limits() == (3.0, 5.0)
+
+
+def test_weight_standardization():
+    from bn_core.lab.devices import WSEnsembleMLP
+
+    m = WSEnsembleMLP(2, 5, hidden=(8, 8), out_features=3, norm="group", num_groups=4, seeds=[0, 1])
+    w = m.standardized(0)
+    torch.testing.assert_close(w.mean(1), torch.zeros(2, 8), atol=1e-6, rtol=0)
+    # unit variance up to the eps (1e-5) added to the weight variance (about 1/15 here)
+    torch.testing.assert_close(w.var(1, unbiased=False) * 5, torch.ones(2, 8), atol=2e-3, rtol=0)
+    out = m(torch.randn(4, 5))
+    assert out.shape == (2, 4, 3)
+    out.sum().backward()
+    assert m.weights[0].grad is not None

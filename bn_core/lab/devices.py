@@ -20,10 +20,13 @@ from collections.abc import Sequence
 
 import torch
 
-from .ensemble import EnsembleMLP
+from .ensemble import _ACTIVATIONS, EnsembleMLP
 
 __all__ = [
+    "AccumulatedEnsembleMLP",
+    "RenormEnsembleMLP",
     "ShardedEnsembleMLP",
+    "WSEnsembleMLP",
     "resnet50_bn_layers",
     "resnet50_num_parameters",
     "sync_cost",
@@ -191,3 +194,126 @@ def sync_cost(
         bandwidth_s=bw,
         time_s=lat + bw,
     )
+
+
+# --------------------------------------------------------------------------------------
+# The small-batch family (chapter "small-batch fixes"): accumulation, renorm, WS + GN
+# --------------------------------------------------------------------------------------
+
+
+class AccumulatedEnsembleMLP(ShardedEnsembleMLP):
+    """Gradient accumulation over ``num_devices`` micro-batches, simulated in one pass.
+
+    Accumulating the gradients of ``k`` micro-batches (each loss a mean over its micro-batch,
+    divided by ``k``) gives the gradient of the mean loss over the ``k * m`` examples of a
+    network whose BN normalizes each micro-batch by itself: per-device BN on ``k`` shards. What
+    differs from data parallelism is the running statistics: every micro-batch's forward updates
+    them, one after the other (not only shard 0's).
+    """
+
+    def _normalize(self, i: int, z: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.num_devices == 1:
+            return super()._normalize(i, z)
+        s, b, w = z.shape
+        R = self.num_devices
+        if b % R:
+            raise ValueError(f"batch size {b} is not a multiple of num_devices={R}")
+        m = b // R
+        if m < 2:
+            raise ValueError(
+                f"Expected more than 1 value per channel when training: micro-batches of {m}"
+            )
+        zs = z.reshape(s, R, m, w)
+        mean = zs.mean(2, keepdim=True)
+        var = (zs - mean).square().mean(2, keepdim=True)
+        rm, rv = getattr(self, f"running_mean{i}"), getattr(self, f"running_var{i}")
+        with torch.no_grad():  # one update per micro-batch, in order
+            for k in range(R):
+                rm.mul_(1 - self.momentum).add_(self.momentum * mean[:, k])
+                rv.mul_(1 - self.momentum).add_(self.momentum * var[:, k] * m / (m - 1))
+        zhat = ((zs - mean) / torch.sqrt(var + self.eps)).reshape(s, b, w)
+        return self.gammas[i] * zhat + self.betas[i]
+
+
+class RenormEnsembleMLP(EnsembleMLP):
+    """An ensemble MLP with batch renormalization (Ioffe 2017) in place of BN.
+
+    Training normalizes with the batch statistics corrected by ``r`` and ``d`` (held constant
+    in the backward pass, as ``bn_core.renorm``); evaluation is BN's. As in the paper, training
+    starts as plain BN (``rmax = 1, dmax = 0``) and the limits are relaxed linearly to ``rmax``
+    and ``dmax`` between ``warmup`` and ``2 * warmup`` training forwards.
+
+    Parameters
+    ----------
+    rmax, dmax : float, default 3 and 5
+    warmup : int, default 50
+    momentum : float, default 0.01
+        Weight of a new batch in the running statistics (the paper's rate).
+    """
+
+    def __init__(self, *args, rmax=3.0, dmax=5.0, warmup=50, momentum=0.01, **kwargs):
+        kwargs["norm"] = "batch"
+        super().__init__(*args, momentum=momentum, **kwargs)
+        self.rmax, self.dmax, self.warmup = float(rmax), float(dmax), int(warmup)
+        self.forwards = 0
+
+    def limits(self) -> tuple[float, float]:
+        """(rmax, dmax) at the current training forward."""
+        if self.warmup <= 0:
+            return self.rmax, self.dmax
+        t = min(max((self.forwards - self.warmup) / self.warmup, 0.0), 1.0)
+        return 1.0 + t * (self.rmax - 1.0), t * self.dmax
+
+    def forward(self, x):
+        if self.training:
+            self.forwards += 1
+        return super().forward(x)
+
+    def _normalize(self, i: int, z: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super()._normalize(i, z)
+        m = z.shape[1]
+        if m < 2:
+            raise ValueError("Expected more than 1 value per channel when training")
+        rmax, dmax = self.limits()
+        rm, rv = getattr(self, f"running_mean{i}"), getattr(self, f"running_var{i}")
+        mean = z.mean(1, keepdim=True)
+        var = (z - mean).square().mean(1, keepdim=True)
+        sigma_b = torch.sqrt(var + self.eps)
+        sigma = torch.sqrt(rv + self.eps)
+        r = (sigma_b / sigma).clamp(1.0 / rmax, rmax).detach()
+        d = ((mean - rm) / sigma).clamp(-dmax, dmax).detach()
+        with torch.no_grad():
+            rm.mul_(1 - self.momentum).add_(self.momentum * mean)
+            rv.mul_(1 - self.momentum).add_(self.momentum * var * m / (m - 1))
+        zhat = (z - mean) / sigma_b * r + d
+        return self.gammas[i] * zhat + self.betas[i]
+
+
+class WSEnsembleMLP(EnsembleMLP):
+    """Weight standardization (Qiao et al. 2019) of the hidden Linear layers, with any norm.
+
+    Each hidden unit's incoming weights are standardized to mean 0 and variance 1 over the
+    fan-in, then scaled by ``1 / sqrt(fan_in)`` so that unit-variance inputs give unit-variance
+    outputs at the start; the output layer is left as is. Use with ``norm="group"`` for WS+GN.
+    """
+
+    def standardized(self, i: int) -> torch.Tensor:
+        """Hidden layer ``i``'s weight ``(S, in, out)``, standardized over ``in``."""
+        w = self.weights[i]
+        mu = w.mean(1, keepdim=True)
+        sd = torch.sqrt(w.var(1, unbiased=False, keepdim=True) + 1e-5)
+        return (w - mu) / sd / w.shape[1] ** 0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """As :meth:`EnsembleMLP.forward`, with standardized hidden weights."""
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.n_models, -1, -1)
+        act = _ACTIVATIONS[self.activation]
+        for i in range(self.n_hidden):
+            z = torch.bmm(x, self.standardized(i))
+            bias = self._bias(i)
+            if bias is not None:
+                z = z + bias
+            x = act(z if self.norm is None else self._normalize(i, z))
+        return torch.baddbmm(self.biases[-1], x, self.weights[-1])
