@@ -106,3 +106,12 @@ def test_matches_torch_syncbatchnorm_on_gpu():  # pragma: no cover - needs a GPU
     res = launch("gpu_compare_worker", 2, timeout=300, backend=backend)
     for r in res:
         assert r["out"] < 1e-10 and r["grad"] < 1e-10 and r["running_var"] < 1e-10, r
+
+
+def test_docstring_examples():
+    import doctest
+
+    import bn_core.torch_sync as torch_sync
+
+    result = doctest.testmod(torch_sync, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
