@@ -22,12 +22,22 @@ from torch.autograd.function import once_differentiable
 
 from bn_core.functional import _batch_norm_impl, batch_norm_backward
 
+# The frozen and synchronized layers live in their own modules; bn_core.torch_bridge is the
+# one place to import torch layers from.
+from bn_core.torch_frozen import FrozenBatchNorm1d, FrozenBatchNorm2d, freeze_batchnorm
+from bn_core.torch_sync import SyncBatchNorm, convert_sync_batchnorm
+
 __all__ = [
     "BatchNorm1d",
     "BatchNorm2d",
     "BatchNorm3d",
     "BatchNormFunction",
+    "FrozenBatchNorm1d",
+    "FrozenBatchNorm2d",
+    "SyncBatchNorm",
     "batch_norm",
+    "convert_sync_batchnorm",
+    "freeze_batchnorm",
     "swap_batchnorm",
 ]
 
@@ -303,6 +313,3 @@ def swap_batchnorm(module: nn.Module) -> nn.Module:
     for name, child in module.named_children():
         setattr(module, name, swap_batchnorm(child))
     return module
-
-
-from bn_core.torch_frozen import FrozenBatchNorm1d, FrozenBatchNorm2d, freeze_batchnorm  # noqa: E402, F401, I001

@@ -11,12 +11,15 @@ MODULES = [
     "bn_core.fold",
     "bn_core.gradcheck",
     "bn_core.torch_bridge",
+    "bn_core.sync",
+    "bn_core.renorm",
+    "bn_core.torch_sync",
 ]
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
-    if name == "bn_core.torch_bridge":
+    if name in ("bn_core.torch_bridge", "bn_core.torch_sync"):
         pytest.importorskip("torch")
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
