@@ -75,7 +75,7 @@ def test_report_of_a_failed_grading_cell_shows_the_message_alone(capsys):
     tool.print_report([result])
     out = capsys.readouterr().out
     assert "demo: 2/3 checks passed, 1/2 grading cells passed" in out
-    assert "b: b is wrong" in out and "long nbval text" not in out
+    assert "        b is wrong" in out and "long nbval text" not in out
     tool.print_report([result], verbose=True)
     assert "long nbval text" in capsys.readouterr().out
 
@@ -102,3 +102,31 @@ def test_submission_answers_move_into_a_pristine_copy_and_tampering_is_flagged()
     assert nb["cells"][1]["source"] == pristine["cells"][1]["source"]
     assert any("patching numpy" in f for f in flags)
     assert any("grading cells were edited" in f for f in flags)
+
+
+def test_grade_submission_end_to_end(tmp_path):
+    """An instructor grades a copy of solution 7 whose grading cell was gutted: nbval runs the
+    pristine grading cells, the report and the JSON count every check."""
+    import subprocess
+
+    nb = json.loads((ROOT / "exercises/solutions/ex07_folding.ipynb").read_text("utf-8"))
+    for cell in nb["cells"]:
+        text = "".join(cell["source"])
+        if "grade" in cell.get("metadata", {}).get("tags", []) and "fold_conv" in text:
+            cell["source"] = ["# GRADING CELL: do not edit\n", "print('done')\n"]
+    submission = tmp_path / "ex07_bob.ipynb"
+    submission.write_text(json.dumps(nb), "utf-8")
+    out = tmp_path / "bob.json"
+    done = subprocess.run(
+        [sys.executable, "tools/grade.py", "--submission", str(submission), "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(out.read_text("utf-8"))
+    assert data["cells_passed"] == data["cells_total"] == 3
+    assert data["checks_passed"] == data["checks_total"] > 20
+    assert "grading cells were edited" in done.stdout
+    assert (
+        f"{data['checks_passed']}/{data['checks_total']} checks passed, 3/3 grading cells"
+        in done.stdout
+    )

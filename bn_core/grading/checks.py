@@ -16,6 +16,10 @@ import numpy as np
 
 from .safe_call import CallFailed
 
+# numpy's comparison functions as they were when grading started: an answer cell that
+# replaces np.allclose (say) does not change how the grader compares.
+allclose, array_equal, isfinite = np.allclose, np.array_equal, np.isfinite
+
 __all__ = ["Check", "describe", "diagnose", "problem", "shape_hint", "sentence"]
 
 
@@ -59,7 +63,7 @@ def describe(value: Any, max_items: int = 12) -> str:
         if value.size <= max_items:
             with np.printoptions(precision=5, suppress=True, floatmode="fixed"):
                 return " ".join(np.array2string(value).split())
-        finite = value[np.isfinite(value)] if value.dtype.kind in "fc" else value
+        finite = value[isfinite(value)] if value.dtype.kind in "fc" else value
         stats = (
             f", min {finite.min():.5g}, max {finite.max():.5g}"
             if finite.size and value.dtype.kind in "biufc"
@@ -129,7 +133,7 @@ def problem(
             "array created with np.zeros_like on an int input, or integer division?"
         )
     with np.errstate(all="ignore"):
-        bad = ~np.isfinite(arr) & np.isfinite(expected)
+        bad = ~isfinite(arr) & isfinite(expected)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         return (
@@ -139,7 +143,7 @@ def problem(
             "keeps the division finite."
         )
     with np.errstate(all="ignore"):
-        if np.allclose(arr, expected, rtol=rtol, atol=atol, equal_nan=True):
+        if allclose(arr, expected, rtol=rtol, atol=atol, equal_nan=True):
             return None
         err = np.abs(arr.astype(np.float64) - expected.astype(np.float64))
     err = np.where(np.isnan(err), np.inf, err)
@@ -186,9 +190,9 @@ def diagnose(
         if wrong.shape != arr.shape:
             continue
         with np.errstate(all="ignore"):
-            if exp is not None and exp.shape == wrong.shape and np.allclose(wrong, exp, rtol, atol):
+            if exp is not None and exp.shape == wrong.shape and allclose(wrong, exp, rtol, atol):
                 continue
-            if np.allclose(arr, wrong, rtol=rtol, atol=atol, equal_nan=True):
+            if allclose(arr, wrong, rtol=rtol, atol=atol, equal_nan=True):
                 return description
     return None
 

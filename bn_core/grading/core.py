@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import report
-from .checks import Check, describe, diagnose, is_torch_tensor, problem, sentence
+from .checks import Check, array_equal, describe, diagnose, is_torch_tensor, problem, sentence
 from .rules import CallWatch
 from .safe_call import CallFailed, CallTimeout, cell_watchdog, time_limit
 
@@ -283,7 +283,7 @@ class Grader:
         changed = [
             key
             for key, (arg, before) in arrays.items()
-            if arg.shape != before.shape or not np.array_equal(arg, before, equal_nan=True)
+            if arg.shape != before.shape or not array_equal(arg, before, equal_nan=True)
         ]
         returned_input = False
         if failure is None and arrays:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import reference as ref
+from ..checks import allclose
 from ..core import Grader
 from ._common import CANCELLATION, F32, F64, Inputs, check_value, label
 
@@ -93,7 +94,7 @@ def check_identity_params(grader: Grader, identity_params) -> None:
             # The point of the pair: batch norm with these parameters gives back x.
             grader.check_true(
                 f"batch norm with your (gamma, beta) gives back x {tag}",
-                lambda x=x, gamma=gamma, beta=beta: np.allclose(
+                lambda x=x, gamma=gamma, beta=beta: allclose(
                     ref.batch_norm_train(x, np.asarray(gamma, F64), np.asarray(beta, F64)),
                     x,
                     rtol=1e-9,

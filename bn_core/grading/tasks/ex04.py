@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import reference as ref
+from ..checks import allclose
 from ..core import Grader
 from ._common import CANCELLATION, F32, F64, Inputs, check_value, label, ok
 
@@ -231,7 +232,7 @@ def check_gradient_check(grader: Grader, forward_with_cache, backward_graph, num
             good[who] = (
                 ok(value)
                 and np.shape(value) == expected.shape
-                and np.allclose(np.asarray(value, F64), expected, rtol=1e-6, atol=1e-8)
+                and allclose(np.asarray(value, F64), expected, rtol=1e-6, atol=1e-8)
             )
         if ok(grad) and ok(numeric) and np.shape(grad) == np.shape(numeric) == expected.shape:
             print(f"relative error of {name}: {_rel_error(grad, numeric):.1e}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import reference as ref
+from ..checks import allclose
 from ..core import Grader
 from ._common import F32, F64, Inputs, check_value, label, ok
 
@@ -89,7 +90,7 @@ def check_properties(grader: Grader, backward_closed) -> None:
     grader.check_true(
         "dx sums to 0 over the batch",
         lambda: (
-            np.shape(dx) == x.shape and np.allclose(np.asarray(dx, F64).sum(axis=0), 0.0, atol=1e-9)
+            np.shape(dx) == x.shape and allclose(np.asarray(dx, F64).sum(axis=0), 0.0, atol=1e-9)
         ),
         "dx does not sum to 0 over the batch, for each feature: the branch through mu (the "
         "-sum(dx_hat) / N term, that is -gamma * dbeta / N) is missing or wrong.",
