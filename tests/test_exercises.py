@@ -146,11 +146,30 @@ class TestGeneratedNotebooks:
         md = "\n".join(tools.source(c) for c in cells if c["cell_type"] == "markdown")
         assert "../../chapters/" in md, "each exercise links the chapter that teaches it"
         assert ":::{dropdown} Hint" in md, "each exercise offers collapsed hints"
+        # Layered hints: the idea, then the formula, then the code, each in its own dropdown
+        # (book) and its own collapsed markdown cell (notebook).
+        layers = [
+            (i, c["metadata"]["hint-layer"])
+            for i, c in enumerate(cells)
+            if c["cell_type"] == "markdown" and c.get("metadata", {}).get("hint-layer")
+        ]
+        assert layers and len(layers) % 3 == 0
+        for k in range(0, len(layers), 3):
+            (i1, l1), (i2, l2), (i3, l3) = layers[k : k + 3]
+            assert (l1, l2, l3) == (1, 2, 3) and i2 == i1 + 1 and i3 == i2 + 1
+        for i, _ in layers:
+            text = tools.source(cells[i])
+            assert text.startswith(":::{dropdown} Hint") and text.count(":::") == 2
+            assert cells[i]["metadata"]["jupyter"]["source_hidden"] is True
+            assert "### BEGIN" not in text
         assert "Rules" in md and "no torch" in md
         assert graded_cells(nb), "no cell tagged `grade`"
         for i in graded_cells(nb):
             assert tools.source(cells[i]).startswith("# GRADING CELL: do not edit")
             assert "assert " not in tools.source(cells[i]), "no bare asserts in grading cells"
+            # The expected values are computed in bn_core.grading.tasks, not in the open.
+            assert "tasks.ex" in tools.source(cells[i])
+            assert not re.search(r"\bnp\.|\btorch\.|import torch", tools.source(cells[i]))
         for cell in cells:
             if tools.BEGIN in tools.source(cell):
                 assert "answer" in tags(cell), "solution blocks belong in cells tagged `answer`"
@@ -180,6 +199,22 @@ class TestGeneratedNotebooks:
             tools.stub_code("def f():\n    ### BEGIN SOLUTION\n    return 1\n")
         with pytest.raises(ValueError, match="without"):
             tools.stub_code("def f():\n    ### END SOLUTION\n")
+
+    def test_generator_copies_a_leading_plain_cell_unchanged(self):
+        nb = solution_nb(NAMES[0])
+        install = {
+            "cell_type": "code",
+            "execution_count": 3,
+            "id": "install",
+            "metadata": {"tags": ["remove-input"], "collapsed": True},
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": "ok"}],
+            "source": ["# Install the course if it is missing\n", "%pip install -q bn_core"],
+        }
+        nb["cells"].insert(0, install)
+        learner = tools.generate_notebook(nb, NAMES[0])
+        first = learner["cells"][0]
+        assert first["source"] == install["source"] and first["metadata"] == install["metadata"]
+        assert first["id"] == "install" and first["outputs"] == []
 
     def test_generator_keeps_indentation(self):
         src = "def f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n"
