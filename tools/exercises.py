@@ -223,8 +223,11 @@ class RunResult:
         return [c.error for c in self.graded if c.error]
 
 
-def _run_cells(nb: dict, skip_tags: tuple[str, ...], cwd: Path | None, emit) -> None:
-    """Execute the code cells of ``nb`` in a fresh namespace; ``emit`` each CellResult."""
+def _run_cells(nb: dict, skip_tags: tuple[str, ...], cwd: Path | None, emit, started=None) -> None:
+    """Execute the code cells of ``nb`` in a fresh namespace; ``emit`` each CellResult.
+
+    ``started(i)``, if given, is called before cell ``i`` runs (the runner's limit starts then).
+    """
     import contextlib
     import io
 
@@ -241,6 +244,8 @@ def _run_cells(nb: dict, skip_tags: tuple[str, ...], cwd: Path | None, emit) -> 
             tags = cell.get("metadata", {}).get("tags", [])
             if any(t in tags for t in skip_tags):
                 continue
+            if started is not None:
+                started(i)
             out = io.StringIO()
             record = CellResult(i, list(tags))
             try:
@@ -292,13 +297,16 @@ def run_in_process(
             os.close(read_fd)
             writer = os.fdopen(write_fd, "wb")
 
-            def emit(record: CellResult) -> None:
-                data = pickle.dumps(record)
+            def send(message) -> None:
+                data = pickle.dumps(message)
                 writer.write(len(data).to_bytes(8, "big") + data)
                 writer.flush()
 
+            def emit(record: CellResult) -> None:
+                send(record)
+
             try:
-                _run_cells(nb, skip_tags, cwd, emit)
+                _run_cells(nb, skip_tags, cwd, emit, started=lambda i: send(("start", i)))
             except BaseException as exc:  # noqa: BLE001 - reported, never raised in the child
                 emit(CellResult(-1, ["runner"], f"RunnerError: {type(exc).__name__}: {exc}"))
             writer.close()
@@ -314,7 +322,9 @@ def run_in_process(
         and not any(t in c.get("metadata", {}).get("tags", []) for t in skip_tags)
     ]
     buffer = b""
-    deadline = time.monotonic() + cell_timeout
+    # Until the first cell starts (imports, fork) a generous limit; then cell_timeout per cell,
+    # counted from the moment the child says the cell started.
+    deadline = time.monotonic() + max(cell_timeout, 120.0)
     try:
         while True:
             wait = deadline - time.monotonic()
@@ -345,9 +355,12 @@ def run_in_process(
             buffer += chunk
             while len(buffer) >= 8 and len(buffer) >= 8 + int.from_bytes(buffer[:8], "big"):
                 size = int.from_bytes(buffer[:8], "big")
-                result.cells.append(pickle.loads(buffer[8 : 8 + size]))
+                message = pickle.loads(buffer[8 : 8 + size])
                 buffer = buffer[8 + size :]
-                deadline = time.monotonic() + cell_timeout
+                if isinstance(message, tuple):  # ("start", cell index)
+                    deadline = time.monotonic() + cell_timeout
+                else:
+                    result.cells.append(message)
     finally:
         os.close(read_fd)
         os.waitpid(pid, 0)
