@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import report
-from .checks import Check, array_equal, describe, diagnose, is_torch_tensor, problem, sentence
+from .checks import Check, array_equal, describe, diagnose, problem, sentence
 from .rules import CallWatch
 from .safe_call import CallFailed, CallTimeout, cell_watchdog, time_limit
 
@@ -566,6 +566,3 @@ def _last_frame(exc: BaseException) -> str:
     frame = frames[-1]
     line = (frame.line or "").strip()
     return f" (in {frame.name}, at `{line}`)" if line else f" (in {frame.name})"
-
-
-_ = is_torch_tensor  # re-exported through checks

@@ -261,6 +261,3 @@ def check_gradient_check(grader: Grader, forward_with_cache, backward_graph, num
                 )
                 break
     grader.check_rules()
-
-
-_ = (CANCELLATION,)

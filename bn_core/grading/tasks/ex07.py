@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import reference as ref
 from ..core import Grader
 from ._common import F32, F64, Inputs, check_value
 
@@ -190,6 +189,3 @@ def check_fold_conv(grader: Grader, fold_conv) -> None:
             hint="bias_folded = a * (bias - running_mean) + beta, one value per output channel.",
         )
     grader.check_rules()
-
-
-_ = (ref,)
