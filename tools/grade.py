@@ -70,7 +70,7 @@ def _run_nbval(paths: list[Path], workdir: Path) -> tuple[dict, dict]:
     env = dict(os.environ, BN_GRADING_REPORT_DIR=str(records_dir))
     env.setdefault("BN_GRADING_CELL_TIMEOUT", "60")
     cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
-           "--nbval-cell-timeout=90", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+           "--nbval-cell-timeout=75", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
            "-q", "-o", "addopts=", f"--junitxml={report}", *map(str, paths)]  # fmt: skip
     subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     cells: dict[str, dict[int, str | None]] = {}
@@ -84,6 +84,8 @@ def _run_nbval(paths: list[Path], workdir: Path) -> tuple[dict, dict]:
             if bad is None:
                 bad = case.find("error")
             text = None if bad is None else (bad.get("message", "") + "\n" + (bad.text or ""))
+            if bad is None and case.find("skipped") is not None:
+                text = "not run: the kernel stopped in an earlier cell"
             cells.setdefault(nb, {})[int(match.group(1))] = text
     records = {}
     for path in records_dir.glob("*.json") if records_dir.exists() else []:
@@ -93,7 +95,16 @@ def _run_nbval(paths: list[Path], workdir: Path) -> tuple[dict, dict]:
 
 def _short_error(text: str) -> str:
     """The last exception line of an nbval failure report (without the cell's source)."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", text or "")
+    text = re.sub(r"\x1b\[[0-9;]*m|#x1B\[[0-9;]*m", "", text or "")
+    timeout = re.search(r"Timeout of (\d+) seconds exceeded", text)
+    if timeout or "GRADING STOPPED" in text:
+        return (
+            "the cell was stopped: it ran longer than the time limit. Does a loop of yours "
+            "swallow the time limit with `except BaseException` or a bare `except:`? Catch only "
+            "the exceptions you expect."
+        )
+    if text.startswith("not run:"):
+        return text
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for ln in reversed(lines):
         if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Failure|Interrupt|Exit)\b", ln):
