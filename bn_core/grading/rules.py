@@ -13,6 +13,8 @@ This is a guide for self-study, not a security boundary: code that sets out to h
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import sys
 import types
@@ -32,11 +34,19 @@ _ALLOWED = {
 _FORBIDDEN_MODULES = ("torch", "bn_core", "functorch")
 
 
+@functools.cache
 def _torch_dirs() -> tuple[str, ...]:
+    """Where torch's code lives, found without importing it (it may be imported later)."""
     dirs = []
     for name in ("torch", "functorch"):
         module = sys.modules.get(name)
         path = getattr(module, "__file__", None)
+        if not path:
+            try:
+                spec = importlib.util.find_spec(name)
+            except (ImportError, ValueError):
+                spec = None
+            path = getattr(spec, "origin", None)
         if path:
             dirs.append(str(Path(path).resolve().parent) + os.sep)
     return tuple(dirs)
