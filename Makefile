@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 # Two workers for nbval; `make test JOBS=1` to run serially.
 JOBS ?= 2
 
-.PHONY: help env book book-clean test test-deps lint format grade students bench lab clean
+.PHONY: help env book book-clean test test-deps lint format grade grade-submission students bench lab clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -53,9 +53,11 @@ format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-grade: $(STAMP)  ## grade your exercises: all of them, or one with e.g. make grade EX=ex03
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=60 \
-	  -p no:cacheprovider -p no:hypothesispytest -o addopts= -q exercises/$(EX)*.ipynb
+grade: $(STAMP)  ## grade your exercises: all, or one with EX=ex03 (VERBOSE=1 shows cell sources)
+	$(BIN)/python tools/grade.py $(EX) $(if $(VERBOSE),--verbose)
+
+grade-submission: $(STAMP)  ## grade a learner's notebook: FILE=path/to/ex03.ipynb [JSON=out.json]
+	$(BIN)/python tools/grade.py --submission "$(FILE)" --json "$(or $(JSON),grade-$(basename $(notdir $(FILE))).json)"
 
 students: $(STAMP)  ## regenerate the learner notebooks exercises/ex*.ipynb from exercises/solutions/
 	$(BIN)/python tools/exercises.py generate

@@ -140,9 +140,14 @@ def generate_notebook(solution_nb: dict, name: str = "notebook") -> dict:
             cell["metadata"]["tags"] = tags
         text = source(cell)
         if cell["cell_type"] == "code":
-            cell["source"] = _lines(stub_code(text, f"{name} cell {i}"))
+            if BEGIN in text or END in text:
+                cell["source"] = _lines(stub_code(text, f"{name} cell {i}"))
             cell["outputs"] = []
             cell["execution_count"] = None
+            if BEGIN not in text and not ({"grade", "answer"} & set(tags)):
+                # e.g. a leading "install the course" cell: copied as it is.
+                cells.append(cell)
+                continue
         else:
             if BEGIN in text:
                 raise ValueError(f"{name} cell {i}: solution markers belong in code cells")
@@ -218,15 +223,10 @@ class RunResult:
         return [c.error for c in self.graded if c.error]
 
 
-def run_in_process(
-    nb: dict, skip_tags: tuple[str, ...] = ("benchmark",), cwd: Path | None = None
-) -> RunResult:
-    """Execute the code cells of ``nb`` in a fresh namespace of this process.
+def _run_cells(nb: dict, skip_tags: tuple[str, ...], cwd: Path | None, emit, started=None) -> None:
+    """Execute the code cells of ``nb`` in a fresh namespace; ``emit`` each CellResult.
 
-    Much faster than a kernel (torch is imported once per process), and the cells really run.
-    Cells may not use IPython syntax (magics); the exercise notebooks do not. Cells tagged with
-    one of ``skip_tags`` (timings) are skipped. Every cell runs even if an earlier one failed,
-    as under nbval.
+    ``started(i)``, if given, is called before cell ``i`` runs (the runner's limit starts then).
     """
     import contextlib
     import io
@@ -235,7 +235,6 @@ def run_in_process(
 
     matplotlib.use("Agg")
     namespace: dict = {"__name__": "__main__"}
-    result = RunResult()
     old_cwd = Path.cwd()
     os.chdir(cwd or SOLUTIONS)
     try:
@@ -245,6 +244,8 @@ def run_in_process(
             tags = cell.get("metadata", {}).get("tags", [])
             if any(t in tags for t in skip_tags):
                 continue
+            if started is not None:
+                started(i)
             out = io.StringIO()
             record = CellResult(i, list(tags))
             try:
@@ -254,9 +255,115 @@ def run_in_process(
             except Exception as exc:
                 record.error = f"{type(exc).__name__}: {exc}"
             record.stdout = out.getvalue()
-            result.cells.append(record)
+            emit(record)
     finally:
         os.chdir(old_cwd)
+
+
+def run_in_process(
+    nb: dict,
+    skip_tags: tuple[str, ...] = ("benchmark",),
+    cwd: Path | None = None,
+    cell_timeout: float = 60.0,
+) -> RunResult:
+    """Execute the code cells of ``nb`` in a fresh namespace, in a forked copy of this process.
+
+    Much faster than a kernel (torch is imported once, before the fork), and the cells really
+    run. Cells may not use IPython syntax (magics); the exercise notebooks do not. Cells tagged
+    with one of ``skip_tags`` (timings) are skipped. Every cell runs even if an earlier one
+    failed, as under nbval.
+
+    The runner has its own limit: a cell that runs longer than ``cell_timeout`` seconds (e.g. a
+    learner's loop that swallows every exception, ``except BaseException``) ends the child
+    process; that cell is reported as failed with ``CellTimeout`` and the rest as not run.
+    Without ``os.fork`` (Windows) the cells run in this process, without that limit.
+    """
+    result = RunResult()
+    if not hasattr(os, "fork"):  # pragma: no cover
+        _run_cells(nb, skip_tags, cwd, result.cells.append)
+        return result
+    import pickle
+    import select
+    import signal
+    import time
+
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: run, send each cell's result, and leave without cleanup
+        code = 0
+        try:
+            os.close(read_fd)
+            writer = os.fdopen(write_fd, "wb")
+
+            def send(message) -> None:
+                data = pickle.dumps(message)
+                writer.write(len(data).to_bytes(8, "big") + data)
+                writer.flush()
+
+            def emit(record: CellResult) -> None:
+                send(record)
+
+            try:
+                _run_cells(nb, skip_tags, cwd, emit, started=lambda i: send(("start", i)))
+            except BaseException as exc:  # noqa: BLE001 - reported, never raised in the child
+                emit(CellResult(-1, ["runner"], f"RunnerError: {type(exc).__name__}: {exc}"))
+            writer.close()
+        except BaseException:  # noqa: BLE001 - the child must never return into pytest
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    code_cells = [
+        (i, c.get("metadata", {}).get("tags", []))
+        for i, c in enumerate(nb["cells"])
+        if c["cell_type"] == "code"
+        and not any(t in c.get("metadata", {}).get("tags", []) for t in skip_tags)
+    ]
+    buffer = b""
+    # Until the first cell starts (imports, fork) a generous limit; then cell_timeout per cell,
+    # counted from the moment the child says the cell started.
+    deadline = time.monotonic() + max(cell_timeout, 120.0)
+    try:
+        while True:
+            wait = deadline - time.monotonic()
+            ready = select.select([read_fd], [], [], max(wait, 0))[0] if wait > 0 else []
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                done = {c.index for c in result.cells}
+                pending = [(i, t) for i, t in code_cells if i not in done]
+                if pending:
+                    i, tags = pending[0]
+                    result.cells.append(
+                        CellResult(
+                            i,
+                            list(tags),
+                            f"CellTimeout: the cell ran longer than {cell_timeout:g} s and was "
+                            "stopped (does a loop swallow the time limit with `except "
+                            "BaseException`?)",
+                        )
+                    )
+                    for i, tags in pending[1:]:
+                        result.cells.append(
+                            CellResult(i, list(tags), "NotRun: an earlier cell hung")
+                        )
+                break
+            chunk = os.read(read_fd, 1 << 16)
+            if not chunk:
+                break
+            buffer += chunk
+            while len(buffer) >= 8 and len(buffer) >= 8 + int.from_bytes(buffer[:8], "big"):
+                size = int.from_bytes(buffer[:8], "big")
+                message = pickle.loads(buffer[8 : 8 + size])
+                buffer = buffer[8 + size :]
+                if isinstance(message, tuple):  # ("start", cell index)
+                    deadline = time.monotonic() + cell_timeout
+                else:
+                    result.cells.append(message)
+    finally:
+        os.close(read_fd)
+        os.waitpid(pid, 0)
     return result
 
 

@@ -1,0 +1,310 @@
+"""Correct answers written in unusual ways, used by ``tests/test_exercises.py``: all must pass.
+
+A grader that rejects honest code is as wrong as one that passes a mistake. Each variant edits
+the solution code of one exercise (inside the ``### BEGIN SOLUTION`` / ``### END SOLUTION``
+blocks, like the mutants in ``tests/exercise_mutants.py``) into another correct answer: helpers
+named like the book's functions (``batch_norm``, ``batch_norm_forward``, ``functional`` ...),
+Python loops, ``einsum``, float64 arithmetic cast back, transposes instead of ``moveaxis``, the
+folded ``a * x + b`` form, a dict as cache. Every grading cell must pass.
+"""
+
+from __future__ import annotations
+
+from exercise_mutants import EX1, EX2, EX3, EX4, EX5, EX6, EX7, Mutant
+
+
+def v(exercise, name, edits):
+    if isinstance(edits[0], str):
+        edits = (edits,)
+    return Mutant(exercise, name, tuple(edits), (), "correct")
+
+
+EX6_FORWARD = """mu = x.mean(axis=(0, 2, 3), keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=(0, 2, 3), keepdims=True)
+    x_hat = (x - mu) / np.sqrt(var + eps)
+    return gamma.reshape(1, -1, 1, 1) * x_hat + beta.reshape(1, -1, 1, 1)"""
+
+EX6_BACKWARD_TAIL = """    return dx, dgamma, dbeta
+"""
+
+VARIANTS: list[Mutant] = [
+    # -- ex01 ---------------------------------------------------------------------------------------
+    v(
+        EX1,
+        "helper-named-batch-norm",
+        (
+            "return x.mean(axis=0)",
+            "def batch_norm(values):\n        return values.sum(axis=0) / values.shape[0]\n\n    return batch_norm(x)",
+        ),
+    ),
+    v(
+        EX1,
+        "mean-loop",
+        (
+            "return x.mean(axis=0)",
+            "out = np.zeros(x.shape[1], dtype=x.dtype)\n    for row in x:\n        out = out + row\n    return out / x.shape[0]",
+        ),
+    ),
+    v(EX1, "mean-einsum", ("return x.mean(axis=0)", "return np.einsum('nd->d', x) / x.shape[0]")),
+    v(
+        EX1,
+        "var-float64-cast-back",
+        (
+            "return ((x - batch_mean(x)) ** 2).mean(axis=0)",
+            "x64 = x.astype(np.float64)\n    return x64.var(axis=0).astype(x.dtype)",
+        ),
+    ),
+    v(
+        EX1,
+        "var-welford-loop",
+        (
+            "return ((x - batch_mean(x)) ** 2).mean(axis=0)",
+            "mean = np.zeros(x.shape[1])\n    m2 = np.zeros(x.shape[1])\n"
+            "    for k, row in enumerate(x.astype(np.float64), start=1):\n"
+            "        delta = row - mean\n        mean = mean + delta / k\n        m2 = m2 + delta * (row - mean)\n"
+            "    return (m2 / x.shape[0]).astype(x.dtype)",
+        ),
+    ),
+    v(
+        EX1,
+        "forward-helpers-named-like-the-book",
+        (
+            "mu = batch_mean(x)\n    var = batch_var(x)\n    x_hat = (x - mu) / np.sqrt(var + eps)\n    return gamma * x_hat + beta",
+            "def batch_norm_forward(v, g, b, e):\n        functional = (v - v.mean(axis=0)) / np.sqrt(v.var(axis=0) + e)\n"
+            "        return g * functional + b\n\n    return batch_norm_forward(x, gamma, beta, eps)",
+        ),
+    ),
+    v(
+        EX1,
+        "forward-affine-form",
+        (
+            "x_hat = (x - mu) / np.sqrt(var + eps)\n    return gamma * x_hat + beta",
+            "a = gamma / np.sqrt(var + eps)\n    return a * x + (beta - a * mu)",
+        ),
+    ),
+    # -- ex02 ---------------------------------------------------------------------------------------
+    v(
+        EX2,
+        "scale-shift-einsum",
+        ("return gamma * x_hat + beta", "return np.einsum('nd,d->nd', x_hat, gamma) + beta"),
+    ),
+    v(
+        EX2,
+        "scale-shift-ufuncs",
+        (
+            "return gamma * x_hat + beta",
+            "return np.add(np.multiply(x_hat, gamma[np.newaxis, :]), beta[np.newaxis, :])",
+        ),
+    ),
+    v(
+        EX2,
+        "identity-np-var-float64",
+        (
+            "var = ((x - mu) ** 2).mean(axis=0)\n    return np.sqrt(var + eps), mu",
+            "var = np.var(x.astype(np.float64), axis=0)\n    return np.sqrt(var + eps).astype(x.dtype), mu",
+        ),
+    ),
+    v(
+        EX2,
+        "undo-one-line",
+        (
+            "x_hat = (y - beta) / gamma\n    return x_hat * np.sqrt(var + eps) + mu",
+            "return mu + np.sqrt(var + eps) / gamma * (y - beta)",
+        ),
+    ),
+    # -- ex03 ---------------------------------------------------------------------------------------
+    v(
+        EX3,
+        "update-np-var-ddof",
+        (
+            "var_unbiased = ((x - mu) ** 2).sum(axis=0) / (n - 1)",
+            "var_unbiased = np.var(x, axis=0, ddof=1)",
+        ),
+    ),
+    v(
+        EX3,
+        "update-lerp-form",
+        (
+            (
+                "new_mean = (1 - momentum) * running_mean + momentum * mu",
+                "new_mean = running_mean + momentum * (mu - running_mean)",
+            ),
+            (
+                "new_var = (1 - momentum) * running_var + momentum * var_unbiased",
+                "new_var = running_var + momentum * (var_unbiased - running_var)",
+            ),
+        ),
+    ),
+    v(
+        EX3,
+        "forward-helper-named-batch-norm",
+        (
+            "y = gamma * (x - mu) / np.sqrt(var + eps) + beta",
+            "def batch_norm(v, m, s2):\n        return gamma * (v - m) / np.sqrt(s2 + eps) + beta\n\n    y = batch_norm(x, mu, var)",
+        ),
+    ),
+    v(
+        EX3,
+        "eval-returns-same-arrays",
+        (
+            "new_mean, new_var = running_mean.copy(), running_var.copy()",
+            "new_mean, new_var = running_mean, running_var",
+        ),
+    ),
+    v(EX3, "keras-numpy", ("return 1.0 - keras_momentum", "return np.subtract(1, keras_momentum)")),
+    # -- ex04 ---------------------------------------------------------------------------------------
+    v(
+        EX4,
+        "cache-dict",
+        (
+            (
+                "cache = (x, xc, var, std, inv_std, x_hat, gamma, eps)",
+                "cache = {'xc': xc, 'std': std, 'inv_std': inv_std, 'x_hat': x_hat, 'gamma': gamma}",
+            ),
+            (
+                "x, xc, var, std, inv_std, x_hat, gamma, eps = cache",
+                "xc, std, inv_std, x_hat, gamma = (cache[k] for k in ('xc', 'std', 'inv_std', 'x_hat', 'gamma'))",
+            ),
+        ),
+    ),
+    v(
+        EX4,
+        "numgrad-copies",
+        (
+            """    xp = x.astype(np.float64)  # a float64 copy: the caller's x is never touched
+    grad = np.zeros_like(xp)
+    for idx in np.ndindex(xp.shape):
+        old = xp[idx]
+        xp[idx] = old + h
+        plus = np.sum(f(xp) * df)
+        xp[idx] = old - h
+        minus = np.sum(f(xp) * df)
+        xp[idx] = old
+        grad[idx] = (plus - minus) / (2 * h)
+    return grad.astype(x.dtype)""",
+            """    grad = np.empty(x.shape)
+    for idx in np.ndindex(*x.shape):
+        step = np.zeros(x.shape)
+        step[idx] = h
+        base = x.astype(np.float64)
+        grad[idx] = (np.sum(f(base + step) * df) - np.sum(f(base - step) * df)) / (2 * h)
+    return grad.astype(x.dtype)""",
+        ),
+    ),
+    v(
+        EX4,
+        "backward-helper-named-batch-norm-backward",
+        (
+            "    return dx, dgamma, dbeta\n",
+            "    def batch_norm_backward(g):\n        return g\n\n    return batch_norm_backward(dx), dgamma, dbeta\n",
+        ),
+    ),
+    # -- ex05 ---------------------------------------------------------------------------------------
+    v(
+        EX5,
+        "closed-einsum",
+        (
+            ("dbeta = dy.sum(axis=0)", "dbeta = np.einsum('nd->d', dy)"),
+            ("dgamma = (dy * x_hat).sum(axis=0)", "dgamma = np.einsum('nd,nd->d', dy, x_hat)"),
+        ),
+    ),
+    v(
+        EX5,
+        "closed-textbook-form",
+        (
+            "dx = (gamma * inv_std) * (dy - dbeta / n - x_hat * (dgamma / n))",
+            "dxh = dy * gamma\n    dx = inv_std / n * (n * dxh - dxh.sum(axis=0) - x_hat * (dxh * x_hat).sum(axis=0))",
+        ),
+    ),
+    v(
+        EX5,
+        "closed-float64-cast-back",
+        (
+            "    return dx, dgamma, dbeta\n",
+            "    functional = [a.astype(np.float64).astype(dy.dtype) for a in (dx, dgamma, dbeta)]\n    return tuple(functional)\n",
+        ),
+    ),
+    # -- ex06 ---------------------------------------------------------------------------------------
+    v(
+        EX6,
+        "forward-transpose-route",
+        (
+            EX6_FORWARD,
+            "n, c, h, w = x.shape\n"
+            "    def batch_norm_forward(rows):\n"
+            "        return gamma * (rows - rows.mean(axis=0)) / np.sqrt(rows.var(axis=0) + eps) + beta\n\n"
+            "    rows = x.transpose(0, 2, 3, 1).reshape(-1, c)\n"
+            "    return batch_norm_forward(rows).reshape(n, h, w, c).transpose(0, 3, 1, 2)",
+        ),
+    ),
+    v(
+        EX6,
+        "forward-einsum",
+        (
+            EX6_FORWARD,
+            "m = x.shape[0] * x.shape[2] * x.shape[3]\n"
+            "    mu = np.einsum('nchw->c', x) / m\n"
+            "    xc = x - mu[None, :, None, None]\n"
+            "    var = np.einsum('nchw,nchw->c', xc, xc) / m\n"
+            "    return xc * (gamma / np.sqrt(var + eps))[None, :, None, None] + beta[None, :, None, None]",
+        ),
+    ),
+    v(
+        EX6,
+        "backward-transpose-route",
+        (
+            """    axes = (0, 2, 3)
+    m = x.shape[0] * x.shape[2] * x.shape[3]""",
+            """    n, c, h, w = x.shape
+
+    def batch_norm_backward(dy2, x2):
+        k = x2.shape[0]
+        inv = 1.0 / np.sqrt(x2.var(axis=0) + eps)
+        xh = (x2 - x2.mean(axis=0)) * inv
+        db, dg = dy2.sum(axis=0), (dy2 * xh).sum(axis=0)
+        return gamma * inv * (dy2 - db / k - xh * dg / k), dg, db
+
+    rows_dx, dg, db = batch_norm_backward(
+        dy.transpose(0, 2, 3, 1).reshape(-1, c), x.transpose(0, 2, 3, 1).reshape(-1, c)
+    )
+    return rows_dx.reshape(n, h, w, c).transpose(0, 3, 1, 2), dg, db
+    axes = (0, 2, 3)
+    m = x.shape[0] * x.shape[2] * x.shape[3]""",
+        ),
+    ),
+    # -- ex07 ---------------------------------------------------------------------------------------
+    v(
+        EX7,
+        "affine-float64-cast",
+        (
+            "a = gamma / np.sqrt(running_var + eps)\n    return a, beta - a * running_mean",
+            "a = gamma.astype(np.float64) / np.sqrt(running_var.astype(np.float64) + eps)\n"
+            "    return a.astype(gamma.dtype), (beta - a * running_mean).astype(beta.dtype)",
+        ),
+    ),
+    v(
+        EX7,
+        "linear-loop",
+        (
+            "return a[:, None] * W, a * bias + b",
+            "W_folded = np.empty_like(W)\n    for j in range(W.shape[0]):\n        W_folded[j] = a[j] * W[j]\n"
+            "    return W_folded, a * bias + b",
+        ),
+    ),
+    v(
+        EX7,
+        "linear-einsum",
+        (
+            "return a[:, None] * W, a * bias + b",
+            "return np.einsum('o,oi->oi', a, W), a * (bias - running_mean) + beta",
+        ),
+    ),
+    v(
+        EX7,
+        "conv-newaxis",
+        (
+            "return a.reshape(-1, 1, 1, 1) * weight, a * bias + b",
+            "return weight * a[:, np.newaxis, np.newaxis, np.newaxis], b + a * bias",
+        ),
+    ),
+]
