@@ -35,10 +35,10 @@ book-clean: $(STAMP)  ## rebuild every page from scratch (what CI does)
 	$(BIN)/jupyter-book build . -W -n --keep-going --all
 
 test: test-deps $(STAMP) lint  ## run every test: library, chapters, exercises and graders, book in a browser
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope tests chapters exercises/solutions \
-	  --nbval-lax --nbval-current-env -p no:cacheprovider --ignore=tests/browser
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope tests exercises/solutions \
+	  --nbval-lax --nbval-current-env -p no:cacheprovider --ignore=tests/browser --ignore=tests/book
 	$(MAKE) --no-print-directory book-clean
-	$(BIN)/python -m pytest tests/browser -p no:cacheprovider
+	$(BIN)/python -m pytest tests/book tests/browser -p no:cacheprovider
 
 # First of all, say which system packages the browser suite needs and install what is
 # missing (Chromium, and the fonts of tests/browser/fontsets.py): nothing if all are there.
