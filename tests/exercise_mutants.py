@@ -1182,7 +1182,10 @@ MUTANTS: list[Mutant] = [
     m(
         EX8,
         "forward-float64",
-        ("scale = gamma / np.sqrt(var + eps)", "scale = gamma.astype(np.float64) / np.sqrt(var + eps)"),
+        (
+            "scale = gamma / np.sqrt(var + eps)",
+            "scale = gamma.astype(np.float64) / np.sqrt(var + eps)",
+        ),
         ["outs (training) [float32", "dtype float64, expected float32"],
         "float32 in, float64 out",
     ),

@@ -174,7 +174,9 @@ def check_shard_stats(grader: Grader, shard_stats) -> None:
             n = x.shape[0]
             e_mean = x64.mean(0) if n else np.zeros(channels)
             e_m2 = ((x64 - e_mean) ** 2).sum(0) if n else np.zeros(channels)
-            empty = " For an empty shard return (0, zeros, zeros) of shape (C,): x.mean(axis=0) is NaN."
+            empty = (
+                " For an empty shard return (0, zeros, zeros) of shape (C,): x.mean(axis=0) is NaN."
+            )
             tol = (1e-2, 1e-2) if offset else None
             check_value(grader, f"mean {tag}", mean, e_mean, dtype, shown, tol=tol,
                         hint="the mean over the shard's examples (axis 0)." + empty)  # fmt: skip
@@ -224,8 +226,10 @@ def check_merge(grader: Grader, merge_stats) -> None:
             "stats = [(count, mean, m2) of each shard, computed in float64 and cast to "
             f"{np.dtype(dtype).name}], with "
             + d.show(
-                **{f"stats[{i}]": np.concatenate([[c], mu, m]).astype(dtype)
-                   for i, (c, mu, m) in enumerate(stats)}  # fmt: skip
+                **{
+                    f"stats[{i}]": np.concatenate([[c], mu, m]).astype(dtype)
+                    for i, (c, mu, m) in enumerate(stats)
+                }  # fmt: skip
             )
             + " (each row is [count, mean..., m2...])"
         )
@@ -292,7 +296,8 @@ def check_forward(grader: Grader, sync_forward) -> None:
         )  # fmt: skip
         y = _joined(outs, shards, "outs")
         mistakes = {
-            k: g64 * (whole - a) / np.sqrt(v + e) + b64 for k, (a, v) in _wrong_globals(shards).items()
+            k: g64 * (whole - a) / np.sqrt(v + e) + b64
+            for k, (a, v) in _wrong_globals(shards).items()
         }
         local = [
             g64 * (np.asarray(s, F64) - np.asarray(s, F64).mean(0))
@@ -315,6 +320,7 @@ def check_forward(grader: Grader, sync_forward) -> None:
         )  # fmt: skip
         n = len(whole)
         first = next(np.asarray(s, F64) for s in shards if s.shape[0] > 1)
+        no_between = _wrong_globals(shards)[NO_BETWEEN][1]
         check_value(
             grader, f"running_mean (training) {tag}", new_rm, (1 - m) * rm64 + m * mu, dtype,
             shown, tol=tol,
@@ -337,7 +343,7 @@ def check_forward(grader: Grader, sync_forward) -> None:
                 "global N - 1": (1 - m) * rv64 + m * var * n / (first.shape[0] - 1),
                 "you update the running variance from one shard (rank 0's statistics), not the "
                 "merged ones": (1 - m) * rv64 + m * first.var(0, ddof=1),
-                NO_BETWEEN: (1 - m) * rv64 + m * _wrong_globals(shards)[NO_BETWEEN][1] * n / (n - 1),
+                NO_BETWEEN: (1 - m) * rv64 + m * no_between * n / (n - 1),
                 "the momentum is reversed": m * rv64 + (1 - m) * var * n / (n - 1),
             },
             hint=hint_offset or "running_var = (1 - momentum) * running_var + momentum * M2 / "
@@ -410,31 +416,34 @@ def check_backward(grader: Grader, sync_backward) -> None:
         shown = _show(d, shards, **{f"dys[{i}]": g for i, g in enumerate(dys)}, gamma=gamma) + (
             f" {kw}." if kw else ""
         )
+        x_hat0 = (np.asarray(shards[0], F64) - whole.mean(0)) * inv_std
+        first_dg = (np.asarray(dys[0], F64) * x_hat0).sum(0)
+        mistakes_dx = {
+            "you divide the global sums by the local N (this shard's size) instead of the "
+            "global N": np.concatenate(local_n),
+            "the two sums are not reduced across ranks: each shard uses sum(dy) and "
+            "sum(dy * x_hat) over its own rows only (and its own N)": np.concatenate(local_sums),
+            "you run a plain per-shard backward (each shard's own statistics, sums and N)": (
+                np.concatenate(local_all)
+            ),
+            "you divide by N - 1 instead of N": k * (dy - s_dy / (n - 1) - x_hat * s_dyx / (n - 1)),
+            "gamma is missing: dx_hat = gamma * dy, not dy": inv_std
+            * (dy - s_dy / n - x_hat * s_dyx / n),
+            "the branch through the variance is missing (no -x_hat * sum(dy * x_hat) / N term)": k
+            * (dy - s_dy / n),
+            "you ignore the eps argument and always use 1e-5": ref.batch_norm_grads(
+                whole, gamma, dy, 1e-5
+            )[0],
+        }
         check_value(
             grader, f"dxs {tag}", dx, e_dx, dtype, shown,
-            tol=(1e-6, 1e-9) if dtype == F64 else (1e-3, 1e-4),
-            mistakes={
-                "you divide the global sums by the local N (this shard's size) instead of the "
-                "global N": np.concatenate(local_n),
-                "the two sums are not reduced across ranks: each shard uses sum(dy) and "
-                "sum(dy * x_hat) over its own rows only (and its own N)": np.concatenate(local_sums),
-                "you run a plain per-shard backward (each shard's own statistics, sums and N)":
-                    np.concatenate(local_all),
-                "you divide by N - 1 instead of N": k * (dy - s_dy / (n - 1) - x_hat * s_dyx / (n - 1)),
-                "gamma is missing: dx_hat = gamma * dy, not dy": inv_std * (dy - s_dy / n - x_hat * s_dyx / n),
-                "the branch through the variance is missing (no -x_hat * sum(dy * x_hat) / N term)":
-                    k * (dy - s_dy / n),
-                "you ignore the eps argument and always use 1e-5":
-                    ref.batch_norm_grads(whole, gamma, dy, 1e-5)[0],
-            },
+            tol=(1e-6, 1e-9) if dtype == F64 else (1e-3, 1e-4), mistakes=mistakes_dx,
             hint="dx_r = gamma * inv_std * (dy_r - sum(dy) / N - x_hat_r * sum(dy * x_hat) / N), "
             "the two sums over every shard and N the global count.",
         )  # fmt: skip
         check_value(
             grader, f"dgamma {tag}", dgamma, e_dg, dtype, shown,
-            mistakes={"dgamma comes from one shard only (sum it over every shard)":
-                      (np.asarray(dys[0], F64) * (np.asarray(shards[0], F64) - whole.mean(0))
-                       * inv_std).sum(0),
+            mistakes={"dgamma comes from one shard only (sum it over every shard)": first_dg,
                       "dgamma is multiplied by gamma": g64 * e_dg},
             hint="dgamma = sum over every shard of dy * x_hat.",
         )  # fmt: skip
@@ -446,7 +455,9 @@ def check_backward(grader: Grader, sync_backward) -> None:
         )  # fmt: skip
         grader.check_true(
             f"dxs sum to 0 over the whole batch {tag}",
-            lambda dx=dx: allclose(np.asarray(dx, F64).sum(0), 0.0, atol=1e-3 if dtype == F32 else 1e-9),
+            lambda dx=dx, atol=1e-3 if dtype == F32 else 1e-9: allclose(
+                np.asarray(dx, F64).sum(0), 0.0, atol=atol
+            ),
             "the gradients of all shards together do not sum to 0 per channel: the branch "
             "through the global mean (-sum(dy) / N with the global sum and N) is missing or "
             "uses local values.",
