@@ -1130,6 +1130,23 @@ MUTANTS: list[Mutant] = [
     ),
     m(
         EX8,
+        "shard-one-pass-variance",
+        (
+            "m2 = ((x - mean) ** 2).sum(axis=0)",
+            "m2 = (x * x).sum(axis=0) - count * mean * mean",
+        ),
+        ["m2 [float32 (", "catastrophic cancellation"],
+        "one-pass variance in float32",
+    ),
+    m(
+        EX8,
+        "merge-in-place",
+        ("mean = mean + delta * (n_b / total)", "mean += delta * (n_b / total)"),
+        ["merge_stats leaves the arrays in its list arguments unchanged", "in place"],
+        "input mutated",
+    ),
+    m(
+        EX8,
         "shard-empty-nan",
         ("if count == 0:", "if False:"),
         ["mean [float64 (0, 4)]", "NaN"],

@@ -17,7 +17,7 @@ from .. import reference as ref
 from ..checks import allclose
 from ..core import Grader
 from ..safe_call import CallFailed
-from ._common import F32, F64, Inputs, check_value, label
+from ._common import CANCELLATION, F32, F64, Inputs, check_value, label
 
 #: Shown when a float32 large-offset case fails without a named cause.
 SUM_OF_SQUARES = (
@@ -157,7 +157,55 @@ def _joined(got, shards, what: str):
     )
 
 
-# -- grading cell 1: per-shard statistics and their merge -------------------------------------
+def _arrays_in(value) -> list[np.ndarray]:
+    """The arrays inside lists and tuples (the shards, the per-rank statistics)."""
+    if isinstance(value, np.ndarray):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [a for v in value for a in _arrays_in(v)]
+    return []
+
+
+def _detached(value, inputs: list[np.ndarray]):
+    """``value`` with the arrays that share memory with ``inputs`` copied (in lists too)."""
+    if isinstance(value, np.ndarray):
+        return value.copy() if any(np.may_share_memory(value, a) for a in inputs) else value
+    if isinstance(value, list | tuple):
+        return type(value)(_detached(v, inputs) for v in value)
+    return value
+
+
+def _call(grader: Grader, fn, *args, outputs, **kwargs):
+    """``grader.call``, plus a check that the arrays inside list arguments are left unchanged.
+
+    ``Grader.call`` compares array arguments; here the shards (and the per-rank statistics)
+    come in lists, so their arrays are compared (and restored) here.
+    """
+    inner = [a for arg in args if isinstance(arg, list) for a in _arrays_in(arg)]
+    saved = [a.copy() for a in inner]
+    got = grader.call(fn, *args, outputs=outputs, **kwargs)
+    changed = [
+        i
+        for i, (a, before) in enumerate(zip(inner, saved, strict=True))
+        if not np.array_equal(a, before, equal_nan=True)
+    ]
+    if changed:
+        # what the function computed is judged, not the restored input it may have returned
+        got = tuple(_detached(v, inner) for v in got)
+    for i in changed:
+        inner[i][...] = saved[i]
+    name = getattr(fn, "__name__", "your function")
+    grader.check_true(
+        f"{name} leaves the arrays in its list arguments unchanged",
+        not changed,
+        f"{name} changed {len(changed)} array(s) inside a list it was given, in place (a rank "
+        "must not overwrite the shards or the statistics it received). `a -= b`, `a += b`, "
+        "`a[...] = ` or `out=a` change the caller's array; write `a = a - b` instead.",
+    )
+    return got
+
+
+# -- grading cell 1: what one rank sends -----------------------------------------------------------
 def check_shard_stats(grader: Grader, shard_stats) -> None:
     """Grading cell 1."""
     d = Inputs(grader, 1)
@@ -189,7 +237,9 @@ def check_shard_stats(grader: Grader, shard_stats) -> None:
                     "you return the sum of squares sum(x**2), not the sum of squared deviations "
                     "from the mean": (x64**2).sum(0),
                 },
-                hint="M2 = sum over the shard of (x - mean)**2, per channel." + empty,
+                hint=CANCELLATION.format(offset=loc, spread=1.5, sq=loc**2, var=2.25)
+                if offset
+                else "M2 = sum over the shard of (x - mean)**2, per channel." + empty,
             )  # fmt: skip
     grader.check_rules()
 
@@ -218,9 +268,7 @@ def check_merge(grader: Grader, merge_stats) -> None:
         whole = np.concatenate([np.asarray(s, F64) for s in shards])
         e_mean, e_var = ref.stats(whole)
         n = whole.shape[0]
-        count, mean, m2 = grader.call(
-            merge_stats, stats, outputs=("count", "mean", "m2"), check_inputs=False
-        )
+        count, mean, m2 = _call(grader, merge_stats, stats, outputs=("count", "mean", "m2"))
         tag = _tag(shards)
         shown = (
             "stats = [(count, mean, m2) of each shard, computed in float64 and cast to "
@@ -290,8 +338,8 @@ def check_forward(grader: Grader, sync_forward) -> None:
         hint_offset = SUM_OF_SQUARES.format(offset=loc, sq=loc**2) if offset else None
 
         # training mode
-        outs, new_rm, new_rv = grader.call(
-            sync_forward, shards, gamma, beta, rm, rv, True,
+        outs, new_rm, new_rv = _call(
+            grader, sync_forward, shards, gamma, beta, rm, rv, True,
             outputs=("outs", "running_mean", "running_var"), **kw,
         )  # fmt: skip
         y = _joined(outs, shards, "outs")
@@ -351,8 +399,8 @@ def check_forward(grader: Grader, sync_forward) -> None:
         )  # fmt: skip
 
         # eval mode: no synchronization, the running statistics, nothing updated
-        outs, new_rm, new_rv = grader.call(
-            sync_forward, shards, gamma, beta, rm, rv, False,
+        outs, new_rm, new_rv = _call(
+            grader, sync_forward, shards, gamma, beta, rm, rv, False,
             outputs=("outs", "running_mean", "running_var"), **kw,
         )  # fmt: skip
         y = _joined(outs, shards, "outs")
@@ -391,8 +439,8 @@ def check_backward(grader: Grader, sync_backward) -> None:
         dys = [d.normal(s.shape, dtype=dtype) for s in shards]
         gamma = d.normal((channels,), loc=1.0, scale=0.5, dtype=dtype)
         e = kw.get("eps", 1e-5)
-        dxs, dgamma, dbeta = grader.call(
-            sync_backward, dys, shards, gamma, outputs=("dxs", "dgamma", "dbeta"), **kw
+        dxs, dgamma, dbeta = _call(
+            grader, sync_backward, dys, shards, gamma, outputs=("dxs", "dgamma", "dbeta"), **kw
         )
         dx = _joined(dxs, shards, "dxs")
         whole = np.concatenate([np.asarray(s, F64) for s in shards])
