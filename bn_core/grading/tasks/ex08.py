@@ -197,7 +197,8 @@ def _call(grader: Grader, fn, *args, outputs, **kwargs):
     name = getattr(fn, "__name__", "your function")
     grader.check_true(
         f"{name} leaves the arrays in its list arguments unchanged",
-        not changed,
+        # like Grader.call: not checked (failed) when the call itself failed
+        got[0] if not changed and isinstance(got[0], CallFailed) else not changed,
         f"{name} changed {len(changed)} array(s) inside a list it was given, in place (a rank "
         "must not overwrite the shards or the statistics it received). `a -= b`, `a += b`, "
         "`a[...] = ` or `out=a` change the caller's array; write `a = a - b` instead.",
