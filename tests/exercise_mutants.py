@@ -38,7 +38,7 @@ def m(exercise, name, edits, expect, mistake=""):
 
 EX1, EX2, EX3 = "ex01_batch_statistics", "ex02_scale_shift_identity", "ex03_running_stats_inference"
 EX4, EX5, EX6 = "ex04_backward_graph", "ex05_backward_closed_form", "ex06_spatial_batchnorm"
-EX7 = "ex07_folding"
+EX7, EX8 = "ex07_folding", "ex08_sync_batchnorm"
 
 MUTANTS: list[Mutant] = [
     # -- ex01: batch statistics and the training forward pass ---------------------------------
@@ -1085,5 +1085,165 @@ MUTANTS: list[Mutant] = [
         ),
         ["rules", "torch"],
         "uses torch (rules)",
+    ),
+    # -- ex08: synchronized batch normalization -------------------------------------------------
+    m(
+        EX8,
+        "merge-no-between-term",
+        (
+            "m2 = m2 + m2_b + delta**2 * (n * n_b / total)",
+            "m2 = m2 + m2_b",
+        ),
+        ["m2 [", "without the between-shard term"],
+        "sync: variance without the between-shard term",
+    ),
+    m(
+        EX8,
+        "merge-unweighted-mean",
+        (
+            "return n, mean, m2",
+            "return n, np.mean([s[1] for s in stats if s[0] > 0], axis=0).astype(mean.dtype), m2",
+        ),
+        ["mean [", "without weighting them by their counts"],
+        "sync: unweighted mean of means",
+    ),
+    m(
+        EX8,
+        "merge-sum-of-squares",
+        (
+            "n, mean, m2 = stats[0]",
+            "n = sum(c for c, _, _ in stats)\n"
+            "    total = sum(c * mu for c, mu, _ in stats)\n"
+            "    squares = sum(m + c * mu * mu for c, mu, m in stats)\n"
+            "    mean = total / n\n"
+            "    return n, mean, squares - n * mean * mean",
+        ),
+        ["m2 [float32", "catastrophic cancellation"],
+        "sync: sum-of-squares merge",
+    ),
+    m(
+        EX8,
+        "shard-unbiased-variance",
+        ("m2 = ((x - mean) ** 2).sum(axis=0)", "m2 = count * x.var(axis=0, ddof=1)"),
+        ["m2 [", "unbiased variance"],
+        "sync: unbiased per-shard variances",
+    ),
+    m(
+        EX8,
+        "shard-one-pass-variance",
+        (
+            "m2 = ((x - mean) ** 2).sum(axis=0)",
+            "m2 = (x * x).sum(axis=0) - count * mean * mean",
+        ),
+        ["m2 [float32 (", "catastrophic cancellation"],
+        "one-pass variance in float32",
+    ),
+    m(
+        EX8,
+        "merge-in-place",
+        ("mean = mean + delta * (n_b / total)", "mean += delta * (n_b / total)"),
+        ["merge_stats leaves the arrays in its list arguments unchanged", "in place"],
+        "input mutated",
+    ),
+    m(
+        EX8,
+        "shard-empty-nan",
+        ("if count == 0:", "if False:"),
+        ["mean [float64 (0, 4)]", "NaN"],
+        "sync: empty shard not handled",
+    ),
+    m(
+        EX8,
+        "forward-sync-in-eval",
+        (
+            "mean, var = running_mean, running_var",
+            "n, mean, m2 = merge_stats([shard_stats(x) for x in shards])\n        var = m2 / n",
+        ),
+        ["outs (eval)", "you synchronize in eval mode"],
+        "sync: synchronizing in eval",
+    ),
+    m(
+        EX8,
+        "forward-per-device",
+        (
+            "outs = [(x - mean) * scale + beta for x in shards]",
+            "outs = [(x - x.mean(axis=0)) * (gamma / np.sqrt(x.var(axis=0) + eps)) + beta if training and len(x) else (x - mean) * scale + beta for x in shards]",
+        ),
+        ["outs (training)", "plain per-device BN"],
+        "sync: per-device statistics",
+    ),
+    m(
+        EX8,
+        "forward-unbiased-normalize",
+        ("var = m2 / n", "var = m2 / (n - 1)"),
+        ["outs (training)", "global unbiased variance"],
+        "unbiased variance to normalize",
+    ),
+    m(
+        EX8,
+        "forward-running-var-biased",
+        ("momentum * m2 / (n - 1)", "momentum * m2 / n"),
+        ["running_var (training)", "biased global variance"],
+        "biased variance in running_var",
+    ),
+    m(
+        EX8,
+        "forward-running-rank0",
+        (
+            "new_mean = (1 - momentum) * running_mean + momentum * mean",
+            "new_mean = (1 - momentum) * running_mean + momentum * shards[0].mean(axis=0)",
+        ),
+        ["running_mean (training)", "rank 0"],
+        "sync: running statistics of one rank",
+    ),
+    m(
+        EX8,
+        "forward-float64",
+        (
+            "scale = gamma / np.sqrt(var + eps)",
+            "scale = gamma.astype(np.float64) / np.sqrt(var + eps)",
+        ),
+        ["outs (training) [float32", "dtype float64, expected float32"],
+        "float32 in, float64 out",
+    ),
+    m(
+        EX8,
+        "backward-local-n",
+        (
+            "k * (dy - dbeta / n - x_hat * (dgamma / n))",
+            "k * (dy - dbeta / len(dy) - x_hat * (dgamma / len(dy)))",
+        ),
+        ["dxs [", "local N"],
+        "sync: local N in the backward",
+    ),
+    m(
+        EX8,
+        "backward-sums-not-reduced",
+        (
+            "k * (dy - dbeta / n - x_hat * (dgamma / n))",
+            "k * (dy - dy.sum(axis=0) / len(dy) - x_hat * ((dy * x_hat).sum(axis=0) / len(dy)))",
+        ),
+        ["dxs [", "not reduced across ranks"],
+        "sync: backward sums not all-reduced",
+    ),
+    m(
+        EX8,
+        "backward-dgamma-one-shard",
+        (
+            "dgamma = sum((dy * x_hat).sum(axis=0) for dy, x_hat in zip(dys, x_hats, strict=True))",
+            "dgamma = (dys[0] * x_hats[0]).sum(axis=0)",
+        ),
+        ["dgamma [", "one shard only"],
+        "dgamma not summed",
+    ),
+    m(
+        EX8,
+        "backward-torch",
+        (
+            "inv_std = 1 / np.sqrt(m2 / n + eps)",
+            "inv_std = (1 / __import__('torch').sqrt(__import__('torch').from_numpy(m2 / n + eps))).numpy()",
+        ),
+        ["rules", "torch"],
+        "uses torch via __import__ (rules)",
     ),
 ]

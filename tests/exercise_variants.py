@@ -10,7 +10,7 @@ folded ``a * x + b`` form, a dict as cache. Every grading cell must pass.
 
 from __future__ import annotations
 
-from exercise_mutants import EX1, EX2, EX3, EX4, EX5, EX6, EX7, Mutant
+from exercise_mutants import EX1, EX2, EX3, EX4, EX5, EX6, EX7, EX8, Mutant
 
 
 def v(exercise, name, edits):
@@ -305,6 +305,59 @@ VARIANTS: list[Mutant] = [
         (
             "return a.reshape(-1, 1, 1, 1) * weight, a * bias + b",
             "return weight * a[:, np.newaxis, np.newaxis, np.newaxis], b + a * bias",
+        ),
+    ),
+    # -- ex08 ---------------------------------------------------------------------------------------
+    v(
+        EX8,
+        "shard-stats-einsum",
+        (
+            "m2 = ((x - mean) ** 2).sum(axis=0)",
+            "xc = x - mean\n    m2 = np.einsum('nc,nc->c', xc, xc)",
+        ),
+    ),
+    v(
+        EX8,
+        "merge-law-of-total-variance",
+        (
+            "n, mean, m2 = stats[0]",
+            "n = sum(c for c, _, _ in stats)\n"
+            "    mean = sum(c * mu for c, mu, _ in stats) / n\n"
+            "    m2 = sum(m + c * (mu - mean) ** 2 for c, mu, m in stats)\n"
+            "    return n, mean.astype(stats[0][1].dtype), m2.astype(stats[0][1].dtype)\n"
+            "    n, mean, m2 = stats[0]",
+        ),
+    ),
+    v(
+        EX8,
+        "forward-helper-named-batch-norm-float64-cast",
+        (
+            "outs = [(x - mean) * scale + beta for x in shards]",
+            "def batch_norm(x):\n"
+            "        x64 = x.astype(np.float64)\n"
+            "        y = (x64 - mean) / np.sqrt(var.astype(np.float64) + eps) * gamma + beta\n"
+            "        return y.astype(x.dtype)\n\n"
+            "    outs = [batch_norm(x) for x in shards]",
+        ),
+    ),
+    v(
+        EX8,
+        "backward-loop-all-reduce",
+        (
+            "dbeta = sum(dy.sum(axis=0) for dy in dys)",
+            "dbeta = np.zeros_like(gamma)\n"
+            "    for dy in dys:  # each rank's part, then the all-reduce\n"
+            "        for row in dy:\n"
+            "            dbeta = dbeta + row",
+        ),
+    ),
+    v(
+        EX8,
+        "backward-transpose-dict",
+        (
+            "x_hats = [(x - mean) * inv_std for x in shards]",
+            "cache = {r: ((x.T - mean[:, None]) * inv_std[:, None]).T for r, x in enumerate(shards)}\n"
+            "    x_hats = [cache[r] for r in range(len(shards))]",
         ),
     ),
 ]

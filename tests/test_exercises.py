@@ -52,6 +52,7 @@ REQUIRED = [
     "ex05_backward_closed_form",
     "ex06_spatial_batchnorm",
     "ex07_folding",
+    "ex08_sync_batchnorm",
 ]
 
 
@@ -115,7 +116,7 @@ class TestNbvalLearners:
 
 # -- the learner notebooks are generated, and carry what a learner needs --------------------------
 class TestGeneratedNotebooks:
-    def test_the_seven_exercises_exist(self):
+    def test_the_eight_exercises_exist(self):
         assert set(REQUIRED) <= set(NAMES), f"missing: {set(REQUIRED) - set(NAMES)}"
 
     def test_learner_notebooks_are_up_to_date(self):
@@ -386,6 +387,12 @@ class TestCatalogue:
             "conv: bias wrong, weight right",
             "conv: weight wrong, bias right",
             "an answer that runs forever, swallowing Exception",
+            "sync: variance without the between-shard term",
+            "sync: unweighted mean of means",
+            "sync: unbiased per-shard variances",
+            "sync: local N in the backward",
+            "sync: synchronizing in eval",
+            "sync: sum-of-squares merge",
         ]:
             assert required in mistakes, required
 

@@ -19,6 +19,7 @@ Usage::
     python tools/exercises.py generate        # rewrite exercises/ex*.ipynb
     python tools/exercises.py check           # exit 1 if a learner notebook is stale or missing
     python tools/exercises.py run ex03        # execute a solution in-process, print its grades
+    python tools/exercises.py time [ex03]     # time grading each solution (or one) under nbval
 """
 
 from __future__ import annotations
@@ -367,8 +368,9 @@ def run_in_process(
     return result
 
 
-def time_grading(target: float = 10.0) -> int:
-    """Grade each solution as `make grade` does, in a fresh process, and print the wall time.
+def time_grading(target: float = 10.0, exercise: str | None = None) -> int:
+    """Grade each solution (or only ``exercise``, e.g. "ex08") as `make grade` does, in a fresh
+    process, and print the wall time.
 
     A measurement, not a test: the time depends on the machine and on what else it is doing.
     """
@@ -378,7 +380,7 @@ def time_grading(target: float = 10.0) -> int:
     print(
         f"{'exercise':32} {'seconds':>8}   (target: under {target:.0f} s each, kernel start included)"
     )
-    for path in solution_paths():
+    for path in [p for p in solution_paths() if p.name.startswith(exercise or "")]:
         cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-q",
                "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-o", "addopts=", str(path)]  # fmt: skip
         start = time.perf_counter()
@@ -399,10 +401,13 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="execute a notebook in-process and print its grading output")
     run.add_argument("exercise", help="e.g. ex03")
     run.add_argument("--learner", action="store_true", help="run the learner version")
-    sub.add_parser("time", help="time `make grade` on each solution (target: under 10 s each)")
+    timing = sub.add_parser(
+        "time", help="time `make grade` on each solution (target: under 10 s each)"
+    )
+    timing.add_argument("exercise", nargs="?", help="only this one, e.g. ex08")
     args = parser.parse_args(argv)
     if args.command == "time":
-        return time_grading()
+        return time_grading(exercise=args.exercise)
     if args.command == "generate":
         for path in generate():
             print(f"wrote {path.relative_to(ROOT)}")
