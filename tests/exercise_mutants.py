@@ -1087,3 +1087,8 @@ MUTANTS: list[Mutant] = [
         "uses torch (rules)",
     ),
 ]
+
+# An independent review's wrong answers (issue 9), kept in their own file.
+from exercise_review import REVIEW_MUTANTS  # noqa: E402 - needs the names above
+
+MUTANTS += REVIEW_MUTANTS
