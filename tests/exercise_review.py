@@ -8,17 +8,20 @@ answers (``REVIEW_MUTANTS``) join ``MUTANTS`` and the correct ones (``REVIEW_VAR
 
 from __future__ import annotations
 
-from exercise_mutants import EX1, EX2, EX3, EX4, EX5, EX6, EX7, Mutant, m
-
-
-def v(exercise, name, edits):
-    if isinstance(edits[0], str):
-        edits = (edits,)
-    return Mutant(exercise, "review-" + name, tuple(edits), (), "correct")
+# The same names as in exercise_mutants.py; this file imports nothing from it (no cycle).
+EX1, EX2, EX3 = "ex01_batch_statistics", "ex02_scale_shift_identity", "ex03_running_stats_inference"
+EX4, EX5, EX6 = "ex04_backward_graph", "ex05_backward_closed_form", "ex06_spatial_batchnorm"
+EX7 = "ex07_folding"
 
 
 def r(exercise, name, edits, expect, mistake):
-    return m(exercise, "review-" + name, edits, expect, mistake)
+    """A wrong answer: the arguments of ``exercise_mutants.m``."""
+    return (exercise, "review-" + name, edits, expect, mistake)
+
+
+def v(exercise, name, edits):
+    """A correct answer: the arguments of ``exercise_variants.v``."""
+    return (exercise, "review-" + name, edits)
 
 
 MEAN = "return x.mean(axis=0)"
@@ -53,7 +56,7 @@ LINNONE = "if bias is None:\n        bias = np.zeros_like(running_mean)\n    ret
 CONV = "return a.reshape(-1, 1, 1, 1) * weight, a * bias + b"
 CONVNONE = "if bias is None:\n        bias = np.zeros_like(running_mean)\n    return a.reshape"
 
-REVIEW_MUTANTS: list[Mutant] = [
+REVIEW_MUTANTS: list[tuple] = [
     # -- ex01 ------------------------------------------------------------------------------------
     r(
         EX1,
@@ -422,16 +425,6 @@ REVIEW_MUTANTS: list[Mutant] = [
     ),
     r(
         EX5,
-        "closed-square-width",
-        (
-            CL,
-            "dx = (gamma * inv_std) * (dy - dbeta / n - x_hat * (dgamma / n))\n    return dx[:, : dy.shape[1]], dgamma, dbeta[: x_hat.shape[1]]",
-        ),
-        [],
-        "placeholder",
-    ),
-    r(
-        EX5,
         "closed-float32-always",
         (
             CL,
@@ -598,10 +591,8 @@ REVIEW_MUTANTS: list[Mutant] = [
         "float32 in, float64 out",
     ),
 ]
-# A placeholder above is not a real mistake (the slices keep the whole array); drop it.
-REVIEW_MUTANTS = [mu for mu in REVIEW_MUTANTS if mu.mistake != "placeholder"]
 
-REVIEW_VARIANTS: list[Mutant] = [
+REVIEW_VARIANTS: list[tuple] = [
     # -- ex01 ------------------------------------------------------------------------------------
     v(
         EX1,
