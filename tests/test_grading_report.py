@@ -130,3 +130,33 @@ def test_grade_submission_end_to_end(tmp_path):
         f"{data['checks_passed']}/{data['checks_total']} checks passed, 3/3 grading cells"
         in done.stdout
     )
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        "import numpy as N\nN.allclose = lambda *a, **k: True\n",
+        "from numpy import testing as T\nT.assert_allclose = print\n",
+        "vars(np)['allclose'] = lambda *a, **k: True\n",
+    ],
+    ids=["alias", "from-import", "vars"],
+)
+def test_submission_patching_numpy_under_another_name_is_flagged(patch):
+    tool = _grade_tool()
+    pristine = {
+        "cells": [
+            {"cell_type": "code", "metadata": {"tags": ["answer"]},
+             "source": "def f(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"},
+        ]
+    }  # fmt: skip
+    honest = {
+        "cells": [{"cell_type": "code", "metadata": {}, "source": "def f(x):\n    return x\n"}]
+    }
+    assert tool.assemble_submission(honest, pristine)[1] == []
+    sub = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "source": patch + "def f(x):\n    return x\n"}
+        ]
+    }
+    flags = tool.assemble_submission(sub, pristine)[1]
+    assert any("patching numpy" in f for f in flags), flags

@@ -213,6 +213,32 @@ def print_report(results: list[dict], verbose: bool = False, out=sys.stdout) -> 
               file=out)  # fmt: skip
 
 
+def _alias_patterns(text: str) -> list[tuple[re.Pattern, str]]:
+    """SUSPICIOUS's numpy patterns for the other names numpy goes by in ``text``.
+
+    ``import numpy as N; N.allclose = ...`` or ``from numpy import testing as t`` patch numpy as
+    surely as ``np.allclose = ...``; ``vars(np)[...] =`` and ``np.__dict__`` too.
+    """
+    names = set(re.findall(r"\bimport\s+numpy(?:\.\w+)*\s+as\s+(\w+)", text))
+    for imported in re.findall(r"\bfrom\s+numpy(?:\.\w+)*\s+import\s+([^\n]+)", text):
+        for part in imported.strip("()\\ ").split(","):
+            words = part.split()
+            if words:
+                names.add(words[-1])
+    names |= {"np", "numpy"}
+    alias = "|".join(sorted(map(re.escape, names)))
+    return [
+        (
+            re.compile(rf"\b({alias})(\.\w+)+\s*=(?!=)|setattr\(\s*({alias})\b"),
+            "assigns to a numpy function (patching numpy)",
+        ),
+        (
+            re.compile(rf"\bvars\(\s*({alias})\s*\)|\b({alias})\.__dict__"),
+            "changes numpy's namespace (patching numpy)",
+        ),
+    ]
+
+
 def _indent(text: str, n: int) -> str:
     return "\n".join(" " * n + ln for ln in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines())
 
@@ -235,7 +261,7 @@ def assemble_submission(submission: dict, pristine: dict) -> tuple[dict, list[st
             flags.append(f"no answer found for {', '.join(sorted(wanted))}: graded as not written")
             continue
         text = ex_tool.source(candidates[-1])
-        for pattern, what in SUSPICIOUS:
+        for pattern, what in SUSPICIOUS + _alias_patterns(text):
             if pattern.search(text):
                 flags.append(
                     f"the answer cell defining {', '.join(sorted(wanted))} {what}: check it by hand"
