@@ -140,6 +140,12 @@ def grade_notebook(nb: dict, stem: str, cells: dict, records: dict) -> dict:
                 for c in bad
                 if c["message"] != SAME
             ]
+            # The cause first: "not checked, because the call failed (the reason is in the
+            # next check)" is only worth reading after that next check.
+            after = "the reason is in the next check"
+            messages = [t for t in messages if after not in t] + [
+                t.replace(after, "the reason is above") for t in messages if after in t
+            ]
             same = sum(c["message"] == SAME for c in bad)
             if same:
                 messages.append(f"... and {same} more check(s) not checked for a reason above")
