@@ -453,6 +453,26 @@ REVIEW_MUTANTS: list[tuple] = [
         ["changed its input `dy` in place"],
         "in place then return",
     ),
+    r(
+        EX5,
+        "closed-x-hat-term-not-averaged",
+        (
+            CL,
+            "dx = (gamma * inv_std) * (dy - dbeta / n - x_hat * dgamma)\n    return dx, dgamma, dbeta",
+        ),
+        ["dx ["],
+        "N missing in one term",
+    ),
+    r(
+        EX5,
+        "closed-dbeta-keepdims",
+        (
+            CLB,
+            "n = dy.shape[0]\n    dbeta = dy.sum(axis=0, keepdims=True)\n    dgamma = (dy * x_hat).sum(axis=0)\n    # sum",
+        ),
+        ["dbeta [", "keepdims"],
+        "keepdims kept",
+    ),
     # -- ex06 ------------------------------------------------------------------------------------
     r(
         EX6,
