@@ -1247,3 +1247,8 @@ MUTANTS: list[Mutant] = [
         "uses torch via __import__ (rules)",
     ),
 ]
+
+# An independent review's wrong answers (issue 9), kept in their own file.
+from exercise_review import REVIEW_MUTANTS  # noqa: E402
+
+MUTANTS += [m(*entry) for entry in REVIEW_MUTANTS]

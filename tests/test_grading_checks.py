@@ -22,6 +22,7 @@ EXPECTED = np.array([1.0, 2.0, 3.0])
         ("text", "not an array of numbers"),
         ([[1.0], [2.0, 3.0]], "is a list of 2 value(s)"),
         (np.array([1, 2, 3]), "integer dtype"),
+        (np.array([True, False, True]), "an array of booleans"),
         (np.array([np.nan, 2.0, 3.0]), "NaN"),
         (np.array([1.0, 2.0, 4.0]), "largest error 1 at index (2,)"),
         (CallFailed("f raised KeyError: 'a'"), "not checked, because f raised KeyError"),

@@ -130,3 +130,61 @@ def test_grade_submission_end_to_end(tmp_path):
         f"{data['checks_passed']}/{data['checks_total']} checks passed, 3/3 grading cells"
         in done.stdout
     )
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        "import numpy as N\nN.allclose = lambda *a, **k: True\n",
+        "from numpy import testing as T\nT.assert_allclose = print\n",
+        "vars(np)['allclose'] = lambda *a, **k: True\n",
+    ],
+    ids=["alias", "from-import", "vars"],
+)
+def test_submission_patching_numpy_under_another_name_is_flagged(patch):
+    tool = _grade_tool()
+    pristine = {
+        "cells": [
+            {"cell_type": "code", "metadata": {"tags": ["answer"]},
+             "source": "def f(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"},
+        ]
+    }  # fmt: skip
+    honest = {
+        "cells": [{"cell_type": "code", "metadata": {}, "source": "def f(x):\n    return x\n"}]
+    }
+    assert tool.assemble_submission(honest, pristine)[1] == []
+    sub = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "source": patch + "def f(x):\n    return x\n"}
+        ]
+    }
+    flags = tool.assemble_submission(sub, pristine)[1]
+    assert any("patching numpy" in f for f in flags), flags
+
+
+def test_submission_keeps_the_learners_added_helper_cells_but_not_tampering_ones():
+    tool = _grade_tool()
+    stub = "def f(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+    pristine = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "source": "import numpy as np\n"},
+            {"cell_type": "code", "metadata": {"tags": ["answer"]}, "source": stub},
+            {"cell_type": "code", "metadata": {"tags": ["grade"]}, "source": "check(f)\n"},
+        ]
+    }  # fmt: skip
+    submission = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "source": "import numpy as np\n"},
+            {"cell_type": "code", "metadata": {}, "source": "def centre(x):\n    return x - x.mean(0)\n"},
+            {"cell_type": "code", "metadata": {}, "source": "tasks.ex01.check = print\n"},
+            {"cell_type": "code", "metadata": {}, "source": "def f(x):\n    return centre(x)\n"},
+            {"cell_type": "code", "metadata": {"tags": ["grade"]}, "source": "check(f)\n"},
+            {"cell_type": "code", "metadata": {}, "source": "print(f(np.ones((2, 3))))\n"},
+        ]
+    }  # fmt: skip
+    nb, flags = tool.assemble_submission(submission, pristine)
+    sources = ["".join(c["source"]) for c in nb["cells"]]
+    assert sources[1].startswith("def centre") and sources[2].startswith("def f")
+    assert sources[3].startswith("print(f(") and sources[4] == "check(f)\n"
+    assert not any("tasks.ex01" in s for s in sources)
+    assert any("a code cell the learner added" in f for f in flags), flags

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 
 import numpy as np
@@ -45,8 +46,22 @@ def test_honest_numpy_passes_whatever_its_helpers_are_called():
         ),
         lambda x: getattr(importlib.import_module("torch"), "from_numpy")(x),  # noqa: B009
         lambda x: torch.tensor(x).mean(0).numpy(),
+        # No Python frame and no c_call event: only torch's dispatcher sees these operators.
+        lambda x: functools.partial(torch.Tensor.numpy)(
+            functools.partial(torch.native_batch_norm)(
+                functools.partial(torch.from_numpy)(x), None, None, None, None, True, 0.1, 1e-5
+            )[0]
+        ),
+        lambda x: list(map(torch.relu, [functools.partial(torch.from_numpy)(x)])),
     ],
-    ids=["functional", "native_batch_norm via __import__", "getattr import_module", "tensor"],
+    ids=[
+        "functional",
+        "native_batch_norm via __import__",
+        "getattr import_module",
+        "tensor",
+        "functools.partial",
+        "map",
+    ],
 )
 def test_any_route_into_torch_is_caught(route):
     violations = watched(route, X)

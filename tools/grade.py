@@ -40,6 +40,7 @@ from bn_core.grading.core import SAME  # noqa: E402
 
 SUSPICIOUS = [
     (re.compile(r"\bgrader\b"), "uses the grader object"),
+    (re.compile(r"\btasks\b|\bGrader\b"), "uses the grading tasks or the Grader"),
     (
         re.compile(r"bn_core\.grading|from\s+bn_core\s+import\s+grading"),
         "imports the grading package",
@@ -140,6 +141,12 @@ def grade_notebook(nb: dict, stem: str, cells: dict, records: dict) -> dict:
                 for c in bad
                 if c["message"] != SAME
             ]
+            # The cause first: "not checked, because the call failed (the reason is in the
+            # next check)" is only worth reading after that next check.
+            after = "the reason is in the next check"
+            messages = [t for t in messages if after not in t] + [
+                t.replace(after, "the reason is above") for t in messages if after in t
+            ]
             same = sum(c["message"] == SAME for c in bad)
             if same:
                 messages.append(f"... and {same} more check(s) not checked for a reason above")
@@ -213,6 +220,32 @@ def print_report(results: list[dict], verbose: bool = False, out=sys.stdout) -> 
               file=out)  # fmt: skip
 
 
+def _alias_patterns(text: str) -> list[tuple[re.Pattern, str]]:
+    """SUSPICIOUS's numpy patterns for the other names numpy goes by in ``text``.
+
+    ``import numpy as N; N.allclose = ...`` or ``from numpy import testing as t`` patch numpy as
+    surely as ``np.allclose = ...``; ``vars(np)[...] =`` and ``np.__dict__`` too.
+    """
+    names = set(re.findall(r"\bimport\s+numpy(?:\.\w+)*\s+as\s+(\w+)", text))
+    for imported in re.findall(r"\bfrom\s+numpy(?:\.\w+)*\s+import\s+([^\n]+)", text):
+        for part in imported.strip("()\\ ").split(","):
+            words = part.split()
+            if words:
+                names.add(words[-1])
+    names |= {"np", "numpy"}
+    alias = "|".join(sorted(map(re.escape, names)))
+    return [
+        (
+            re.compile(rf"\b({alias})(\.\w+)+\s*=(?!=)|setattr\(\s*({alias})\b"),
+            "assigns to a numpy function (patching numpy)",
+        ),
+        (
+            re.compile(rf"\bvars\(\s*({alias})\s*\)|\b({alias})\.__dict__"),
+            "changes numpy's namespace (patching numpy)",
+        ),
+    ]
+
+
 def _indent(text: str, n: int) -> str:
     return "\n".join(" " * n + ln for ln in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines())
 
@@ -221,26 +254,67 @@ def _defined(text: str) -> set[str]:
     return set(re.findall(r"^def\s+(\w+)\s*\(", text, re.M))
 
 
+def _suspicious(text: str) -> list[str]:
+    return [what for pattern, what in SUSPICIOUS + _alias_patterns(text) if pattern.search(text)]
+
+
 def assemble_submission(submission: dict, pristine: dict) -> tuple[dict, list[str]]:
-    """Move the submission's answer cells into ``pristine``; return it and the flags raised."""
+    """Move the submission's answer cells into ``pristine``; return it and the flags raised.
+
+    Code cells the learner added (a helper function, an import) are kept too, before the answer
+    cell they preceded, so that an answer using them still runs; an added cell that touches the
+    grader or numpy is left out and flagged.
+    """
     flags = []
     sub_code = _code_cells(submission)
     out = json.loads(json.dumps(pristine))
-    for cell in out["cells"]:
+    chosen: dict[int, int] = {}  # index in out["cells"] -> index in sub_code
+    for k, cell in enumerate(out["cells"]):
         if "answer" not in _tags(cell):
             continue
         wanted = _defined(ex_tool.source(cell))
-        candidates = [c for c in sub_code if wanted and wanted <= _defined(ex_tool.source(c))]
+        candidates = [
+            j for j, c in enumerate(sub_code) if wanted and wanted <= _defined(ex_tool.source(c))
+        ]
         if not candidates:
             flags.append(f"no answer found for {', '.join(sorted(wanted))}: graded as not written")
             continue
-        text = ex_tool.source(candidates[-1])
-        for pattern, what in SUSPICIOUS:
-            if pattern.search(text):
-                flags.append(
-                    f"the answer cell defining {', '.join(sorted(wanted))} {what}: check it by hand"
-                )
+        chosen[k] = candidates[-1]
+        text = ex_tool.source(sub_code[chosen[k]])
+        for what in _suspicious(text):
+            flags.append(
+                f"the answer cell defining {', '.join(sorted(wanted))} {what}: check it by hand"
+            )
         cell["source"] = ex_tool._lines(text)
+    known = {ex_tool.source(c).strip() for c in _code_cells(pristine)}
+    extras = []
+    for j, c in enumerate(sub_code):
+        text = ex_tool.source(c)
+        if (
+            j in chosen.values()
+            or "grade" in _tags(c)
+            or text.lstrip().startswith("# GRADING CELL")
+            or not text.strip()
+            or text.strip() in known
+        ):
+            continue
+        problems = _suspicious(text)
+        if problems:
+            flags.append(f"a code cell the learner added {problems[0]}: left out, check it by hand")
+            continue
+        extras.append(j)
+    cells, placed = [], set()
+    last_answer = max(chosen, default=None)
+    for k, cell in enumerate(out["cells"]):
+        if k in chosen:  # the learner's cells that came before this answer, in their order
+            before = [j for j in extras if j not in placed and j < chosen[k]]
+            cells.extend(_added_cell(sub_code[j], j) for j in before)
+            placed.update(before)
+        cells.append(cell)
+        if k == last_answer:
+            cells.extend(_added_cell(sub_code[j], j) for j in extras if j not in placed)
+            placed.update(extras)
+    out["cells"] = cells
     pristine_grading = [ex_tool.source(c) for c in _code_cells(pristine) if "grade" in _tags(c)]
     sub_grading = [ex_tool.source(c) for c in sub_code if "grade" in _tags(c)]
     if sub_grading != pristine_grading:
@@ -249,6 +323,17 @@ def assemble_submission(submission: dict, pristine: dict) -> tuple[dict, list[st
             "were used"
         )
     return out, flags
+
+
+def _added_cell(cell: dict, j: int) -> dict:
+    return {
+        "cell_type": "code",
+        "execution_count": None,
+        "id": f"learner-added-{j}",
+        "metadata": {"tags": ["learner-added"]},
+        "outputs": [],
+        "source": ex_tool._lines(ex_tool.source(cell)),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -115,6 +115,11 @@ def problem(
         return f"{name} has shape {arr.shape}, expected {expected.shape}." + shape_hint(
             arr.shape, expected.shape
         )
+    if arr.dtype.kind == "b" and expected.dtype.kind != "b":
+        return (
+            f"{name} is an array of booleans (True/False), expected numbers: a comparison "
+            "(`>`, `==`) where arithmetic was meant?"
+        )
     if dtype is not None and arr.dtype != np.dtype(dtype):
         if arr.dtype.kind in "biu":
             return (

@@ -238,8 +238,7 @@ class Grader:
         labels = _argument_labels(fn, args, kwargs)
         arrays = {
             label: (arg, arg.copy())
-            for label, arg in zip(labels, (*args, *kwargs.values()), strict=True)
-            if isinstance(arg, np.ndarray)
+            for label, arg in _array_arguments(labels, (*args, *kwargs.values()))
         }
         failure: CallFailed | None = None
         result: Any = None
@@ -542,6 +541,26 @@ def _argument_labels(fn: Callable, args: tuple, kwargs: dict) -> list[str]:
         ):
             labels[i] = f"`{params[i].name}`"
     return labels
+
+
+def _array_arguments(labels: list[str], args: tuple) -> list[tuple[str, np.ndarray]]:
+    """The arrays among ``args``, and those one level inside a tuple, list or dict argument.
+
+    A cache (ex04's ``backward_graph(dy, cache)``) holds the caller's arrays: changing one in
+    place is the same mistake as changing an argument, and is reported as ``cache[2]``.
+    """
+    found = []
+    for label, arg in zip(labels, args, strict=True):
+        if isinstance(arg, np.ndarray):
+            found.append((label, arg))
+        elif isinstance(arg, tuple | list | dict):
+            items = arg.items() if isinstance(arg, dict) else enumerate(arg)
+            found.extend(
+                (f"{label}[{key!r}]", value)
+                for key, value in items
+                if isinstance(value, np.ndarray)
+            )
+    return found
 
 
 def _detach(result: Any, inputs: list[np.ndarray]) -> tuple[Any, bool]:

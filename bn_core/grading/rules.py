@@ -77,6 +77,41 @@ def _c_function_origin(fn: object) -> str | None:
     return None
 
 
+@functools.cache
+def _watch_mode_class():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class _Watch(TorchDispatchMode):
+        def __init__(self, note):
+            super().__init__()
+            self.note = note
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.note(f"torch ({getattr(func, '__name__', func)})")
+            return func(*args, **(kwargs or {}))
+
+    return _Watch
+
+
+def _torch_mode(note):
+    """An entered torch dispatch mode that notes every torch operator run, or None.
+
+    The profile hook sees C functions only when Python code calls them directly; a torch
+    operator called through ``functools.partial``, ``map`` or ``operator.methodcaller`` has no
+    Python frame and no ``c_call`` event. Every operator that computes on a tensor still goes
+    through torch's dispatcher, which this mode watches. Only when torch is already imported
+    (this package never imports it).
+    """
+    if "torch" not in sys.modules:
+        return None
+    try:
+        mode = _watch_mode_class()(note)
+        mode.__enter__()
+    except Exception:  # noqa: BLE001 - an old or odd torch: the profile hook still watches
+        return None
+    return mode
+
+
 @dataclass
 class CallWatch:
     """Records calls into torch or bn_core made while it is active (a context manager).
@@ -96,12 +131,15 @@ class CallWatch:
     def __enter__(self) -> CallWatch:
         self._dirs = _torch_dirs()
         self._cache: dict[types.CodeType, str | None] = {}
+        self._mode = _torch_mode(self._note)
         self._old = sys.getprofile()
         sys.setprofile(self._profile)
         return self
 
     def __exit__(self, *exc) -> None:
         sys.setprofile(self._old)
+        if self._mode is not None:
+            self._mode.__exit__(None, None, None)
 
     def _note(self, what: str) -> None:
         if what not in self.violations and len(self.violations) < 5:
