@@ -3,6 +3,7 @@
 import doctest
 import importlib
 
+import numpy as np
 import pytest
 
 MODULES = [
@@ -22,7 +23,11 @@ def test_docstring_examples(name):
     if name in ("bn_core.torch_bridge", "bn_core.torch_sync"):
         pytest.importorskip("torch")
     module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    # numpy's default print options: another test in the same worker may have changed them
+    with np.printoptions(precision=8, suppress=False, threshold=1000, linewidth=75):
+        result = doctest.testmod(
+            module, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
+        )
     assert result.attempted > 0, f"{name} has no examples"
     assert result.failed == 0
 
