@@ -135,7 +135,12 @@ def _copy_book(tmp_path):
         "exercises/ex01_batch_statistics.ipynb",
         "exercises/solutions/ex01_batch_statistics.ipynb",
     ):
-        shutil.copy(ROOT / rel, book / rel)
+        # as they were before the tool ran: without the launch cell
+        nb = json.loads((ROOT / rel).read_text(encoding="utf-8"))
+        nb["cells"] = [
+            c for c in nb["cells"] if "launch-install" not in c.get("metadata", {}).get("tags", [])
+        ]
+        (book / rel).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", "utf-8")
     return book
 
 
@@ -235,3 +240,12 @@ def test_the_cell_passes_the_repository_lint(tmp_path):
     for args in (["check"], ["format", "--check"]):
         out = subprocess.run([str(ruff), *args, "."], cwd=book, capture_output=True, text=True)
         assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_every_notebook_of_the_repository_has_its_current_launch_cell():
+    """Colab and other launchers: every chapter, exercise and solution installs the course.
+
+    Fails when a notebook lacks the cell or carries a stale one (e.g. after the repository URL
+    or branch in _config.yml changed): run `python tools/launch_cell.py` to update them all.
+    """
+    assert launch_cell.main(["--check"]) == 0
