@@ -127,6 +127,22 @@ def test_ensemble_training_equals_training_alone(small):
     assert h2.test_acc.shape == (2, 4) and not h2.diverged.any()
 
 
+def test_ensemble_eval_train_false_skips_only_the_training_set(small):
+    """eval_train=False records no training-set metrics and changes nothing else."""
+    runs = {}
+    for eval_train in (True, False):
+        ens = ensemble.EnsembleMLP(2, 64, hidden=(16,), norm="batch", seeds=[0, 1])
+        runs[eval_train] = ensemble.train_ensemble(
+            ens, small, steps=20, lr=0.3, eval_every=10, eval_train=eval_train
+        )
+    full, lean = runs[True], runs[False]
+    assert lean.train_acc is None and lean.train_loss is None
+    assert full.train_acc.shape == (2, 3) and np.isfinite(full.train_acc).all()
+    np.testing.assert_array_equal(lean.steps, full.steps)
+    np.testing.assert_allclose(lean.test_loss, full.test_loss, rtol=1e-6)
+    np.testing.assert_allclose(lean.test_acc, full.test_acc)
+
+
 def test_ensemble_isolates_a_diverging_member(small):
     ens = ensemble.EnsembleMLP(2, 64, hidden=(16,), activation="relu", init_std=[0.1, 5.0])
     h = ensemble.train_ensemble(ens, small, steps=30, lr=[0.1, 1e30], eval_every=10)

@@ -345,6 +345,7 @@ def train_ensemble(
     eval_every: int = 100,
     on_step: Callable[[EnsembleMLP, int], dict | None] | None = None,
     on_eval: Callable[[EnsembleMLP, int], dict | None] | None = None,
+    eval_train: bool = True,
 ) -> History:
     """Train every member of ``model`` with plain mini-batch SGD and cross-entropy.
 
@@ -362,13 +363,18 @@ def train_ensemble(
         Evaluate every this many steps, and at steps 0 and ``steps``.
     on_step, on_eval : callable, optional
         As in :func:`bn_core.lab.train.train`; returned values must have a leading member axis.
+    eval_train : bool, default True
+        Also evaluate on the whole training set at every evaluation. Evaluating the training
+        set costs more than the test set (it is larger); pass False for runs that only use
+        test accuracy. ``train_loss`` and ``train_acc`` are then None.
 
     Returns
     -------
     History
-        ``train_loss``, ``test_loss``, ``test_acc``, ``train_acc`` of shape (S, T); records of
-        shape (S, T, ...); ``diverged`` a boolean array (S,). A member whose loss becomes
-        non-finite stops updating and reports NaN from then on.
+        ``train_loss``, ``test_loss``, ``test_acc``, ``train_acc`` of shape (S, T) (the first
+        two None if ``eval_train`` is False); records of shape (S, T, ...); ``diverged`` a
+        boolean array (S,). A member whose loss becomes non-finite stops updating and reports
+        NaN from then on.
     """
     n = model.n_models
     seeds = list(range(n)) if seeds is None else list(seeds)
@@ -388,14 +394,13 @@ def train_ensemble(
 
     def do_eval(step: int) -> None:
         dead = (~alive).numpy()
-        tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train)
-        te_loss, te_acc = evaluate(model, data.x_test, data.y_test)
-        for key, value in [
-            ("train_loss", tr_loss),
-            ("train_acc", tr_acc),
-            ("test_loss", te_loss),
-            ("test_acc", te_acc),
-        ]:
+        results = {}
+        if eval_train:
+            results["train_loss"], results["train_acc"] = evaluate(
+                model, data.x_train, data.y_train
+            )
+        results["test_loss"], results["test_acc"] = evaluate(model, data.x_test, data.y_test)
+        for key, value in results.items():
             evals[key].append(np.where(dead, np.nan, value))
         evals["steps"].append(step)
         if on_eval is not None:
@@ -431,15 +436,15 @@ def train_ensemble(
         if step % eval_every == 0 or step == steps:
             do_eval(step)
 
-    def members_first(rows: list) -> np.ndarray:
-        return np.moveaxis(np.stack(rows), 0, 1)
+    def members_first(rows: list) -> np.ndarray | None:
+        return np.moveaxis(np.stack(rows), 0, 1) if rows else None
 
     return History(
         steps=np.asarray(evals["steps"]),
-        train_loss=members_first(evals["train_loss"]),
+        train_loss=members_first(evals.get("train_loss", [])),
         test_loss=members_first(evals["test_loss"]),
         test_acc=members_first(evals["test_acc"]),
-        train_acc=members_first(evals["train_acc"]),
+        train_acc=members_first(evals.get("train_acc", [])),
         records={k[4:]: members_first(v) for k, v in evals.items() if k.startswith("rec:")},
         step_records={k: members_first(v) for k, v in per_step.items()},
         diverged=(~alive).numpy(),
