@@ -65,6 +65,12 @@ class EnsembleMLP(nn.Module):
         updated once per mini-batch with the average of the chunks' means and of their unbiased
         variances. Requires ``norm="batch"``; the mini-batch size must be a multiple of it.
         ``None`` (default) normalizes over the whole mini-batch.
+    fused_bn : bool, default False
+        In training, compute batch normalization (statistics, running estimates, gamma and
+        beta) with torch's fused ``batch_norm`` kernel, one channel per (member, unit): same
+        definition, about 3-4 times faster per BN layer on a CPU, equal to the default path up
+        to float rounding (about 1e-6). Off by default so that existing results stay
+        bit-for-bit; ignored with ``ghost_batch_size``.
 
     Attributes
     ----------
@@ -94,6 +100,7 @@ class EnsembleMLP(nn.Module):
         eps: float = 1e-5,
         momentum: float = 0.1,
         ghost_batch_size: int | None = None,
+        fused_bn: bool = False,
     ):
         super().__init__()
         if activation not in _ACTIVATIONS:
@@ -127,6 +134,7 @@ class EnsembleMLP(nn.Module):
         self.eps, self.momentum, self.dropout = eps, momentum, dropout
         self.ghost_batch_size = None if ghost_batch_size is None else int(ghost_batch_size)
         self.activation = activation
+        self.fused_bn = bool(fused_bn)
         self.linear_bias = norm is None if linear_bias is None else linear_bias
         self.record, self.post_norm = False, None
         self.preactivations: list[torch.Tensor] = []
@@ -181,6 +189,8 @@ class EnsembleMLP(nn.Module):
                 m = z.shape[1]
                 if m < 2:
                     raise ValueError("Expected more than 1 value per channel when training")
+                if self.fused_bn:
+                    return self._fused_normalize(i, z, rm, rv)
                 mean = z.mean(1, keepdim=True)
                 # (z - mean)^2 averaged: much faster on CPU than Tensor.var over a middle axis
                 var = (z - mean).square().mean(1, keepdim=True)
@@ -201,6 +211,24 @@ class EnsembleMLP(nn.Module):
             var = g.var(-1, unbiased=False, keepdim=True)
             zhat = ((g - mean) / torch.sqrt(var + self.eps)).reshape(s, b, w)
         return self.gammas[i] * zhat + self.betas[i]
+
+    def _fused_normalize(
+        self, i: int, z: torch.Tensor, rm: torch.Tensor, rv: torch.Tensor
+    ) -> torch.Tensor:
+        # (S, B, W) -> (B, S * W): each (member, unit) is one channel of torch's batch_norm,
+        # whose running-estimate update (unbiased variance, momentum) is PyTorch's convention
+        s, b, w = z.shape
+        out = F.batch_norm(
+            z.transpose(0, 1).reshape(b, s * w),
+            rm.view(-1),
+            rv.view(-1),
+            self.gammas[i].reshape(-1),
+            self.betas[i].reshape(-1),
+            training=True,
+            momentum=self.momentum,
+            eps=self.eps,
+        )
+        return out.reshape(b, s, w).transpose(0, 1)
 
     def _ghost_normalize(
         self, i: int, z: torch.Tensor, rm: torch.Tensor, rv: torch.Tensor
