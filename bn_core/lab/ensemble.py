@@ -69,8 +69,8 @@ class EnsembleMLP(nn.Module):
         In training, compute batch normalization (statistics, running estimates, gamma and
         beta) with torch's fused ``batch_norm`` kernel, one channel per (member, unit): same
         definition, about 3-4 times faster per BN layer on a CPU, equal to the default path up
-        to float rounding (about 1e-6). Off by default so that existing results stay
-        bit-for-bit; ignored with ``ghost_batch_size``.
+        to float rounding (about 1e-6). Only used with ``norm="batch"`` and without
+        ``ghost_batch_size``. Off by default so that existing results stay bit-for-bit.
 
     Attributes
     ----------
