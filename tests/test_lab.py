@@ -1,5 +1,7 @@
 """The experiment helpers the chapters rely on: data, models, training loops, plot style."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
@@ -125,6 +127,48 @@ def test_ensemble_training_equals_training_alone(small):
     torch.testing.assert_close(ens.weights[0][1], single.weights[0][0], atol=1e-5, rtol=1e-4)
     np.testing.assert_allclose(h2.test_loss[1], h1.test_loss[0], rtol=1e-4)
     assert h2.test_acc.shape == (2, 4) and not h2.diverged.any()
+
+
+def test_ensemble_eval_train_false_skips_only_the_training_set(small):
+    """eval_train=False records no training-set metrics and changes nothing else."""
+    runs = {}
+    for eval_train in (True, False):
+        ens = ensemble.EnsembleMLP(2, 64, hidden=(16,), norm="batch", seeds=[0, 1])
+        runs[eval_train] = ensemble.train_ensemble(
+            ens, small, steps=20, lr=0.3, eval_every=10, eval_train=eval_train
+        )
+    full, lean = runs[True], runs[False]
+    assert lean.train_acc is None and lean.train_loss is None
+    assert full.train_acc.shape == (2, 3) and np.isfinite(full.train_acc).all()
+    np.testing.assert_array_equal(lean.steps, full.steps)
+    np.testing.assert_allclose(lean.test_loss, full.test_loss, rtol=1e-6)
+    np.testing.assert_allclose(lean.test_acc, full.test_acc)
+
+
+def test_fused_bn_equals_the_default_path(small):
+    """fused_bn=True: same outputs, gradients and running estimates, up to float rounding."""
+    x = torch.from_numpy(small.x_train[:30])
+    nets = [
+        ensemble.EnsembleMLP(3, 64, hidden=(16, 8), norm="batch", seeds=[0, 1, 2], fused_bn=f)
+        for f in (False, True)
+    ]
+    outs, calls = [], []
+    for net in nets:
+        with torch.no_grad():
+            net.gammas[0].mul_(torch.linspace(0.5, 2.0, 16))  # gamma and beta matter too
+            net.betas[1].add_(0.3)
+        with mock.patch.object(ensemble.F, "batch_norm", wraps=ensemble.F.batch_norm) as spy:
+            out = net(x)
+        calls.append(spy.call_count)
+        out.square().sum().backward()
+        outs.append(out)
+    assert calls == [0, 2]  # the fused kernel is used, once per BN layer, only when asked
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=1e-5)
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-4)
+    for a, b in zip(nets[0].buffers(), nets[1].buffers(), strict=True):
+        torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-5)
+    assert not torch.equal(nets[1].running_var0, torch.ones_like(nets[1].running_var0))
 
 
 def test_ensemble_isolates_a_diverging_member(small):

@@ -73,6 +73,15 @@ def test_lr_sweep_members_are_lr_major_and_equal_single_runs(small):
     assert not np.allclose(sweep.grid("test_loss")[0, 1], alone.grid("test_loss")[0, 0])
 
 
+def test_lr_sweep_without_train_eval_refuses_train_metrics(small):
+    sweep = baselines.lr_sweep(
+        small, [0.5], [7, 8], steps=20, eval_every=10, hidden=(16,), eval_train=False
+    )
+    assert sweep.final().shape == (1, 2)
+    with pytest.raises(ValueError, match="eval_train=True"):
+        sweep.grid("train_acc")
+
+
 def test_sweep_scores_steps_and_best():
     history = lab.train.History(
         steps=np.array([0, 10, 20]),

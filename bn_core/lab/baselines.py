@@ -38,6 +38,10 @@ class Sweep:
             values = self.history.records[key]
         else:
             values = getattr(self.history, key)
+        if values is None:
+            raise ValueError(
+                f"this sweep did not record {key!r}: run lr_sweep with eval_train=True"
+            )
         return values.reshape(len(self.lrs), len(self.seeds), *values.shape[1:])
 
     def final(self, key: str = "test_acc") -> np.ndarray:
@@ -96,6 +100,7 @@ def lr_sweep(
     hidden: Sequence[int] = (100, 100, 100),
     on_eval: Callable | None = None,
     on_step: Callable | None = None,
+    eval_train: bool = True,
     **model_kwargs,
 ) -> Sweep:
     """Train one network per (learning rate, seed) pair, all in one :class:`EnsembleMLP`.
@@ -108,8 +113,9 @@ def lr_sweep(
     seeds : sequence of int
         Seeds of the initialization and of the mini-batch order; the same seeds at every
         learning rate, so that two sweeps with the same seeds can be compared seed by seed.
-    steps, batch_size, eval_every, on_eval, on_step
-        As in :func:`bn_core.lab.ensemble.train_ensemble`.
+    steps, batch_size, eval_every, on_eval, on_step, eval_train
+        As in :func:`bn_core.lab.ensemble.train_ensemble` (with ``eval_train=False`` the
+        sweep has no ``train_acc`` or ``train_loss`` to select by).
     hidden : sequence of int, default (100, 100, 100)
     **model_kwargs
         Passed to :class:`EnsembleMLP` (``activation``, ``norm``, ``init_std``, ``dropout``,
@@ -142,6 +148,7 @@ def lr_sweep(
         eval_every=eval_every,
         on_eval=on_eval,
         on_step=on_step,
+        eval_train=eval_train,
     )
     return Sweep(lrs=lrs, seeds=seeds, history=history, model=model)
 

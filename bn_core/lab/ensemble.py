@@ -65,6 +65,12 @@ class EnsembleMLP(nn.Module):
         updated once per mini-batch with the average of the chunks' means and of their unbiased
         variances. Requires ``norm="batch"``; the mini-batch size must be a multiple of it.
         ``None`` (default) normalizes over the whole mini-batch.
+    fused_bn : bool, default False
+        In training, compute batch normalization (statistics, running estimates, gamma and
+        beta) with torch's fused ``batch_norm`` kernel, one channel per (member, unit): same
+        definition, about 3-4 times faster per BN layer on a CPU, equal to the default path up
+        to float rounding (about 1e-6). Only used with ``norm="batch"`` and without
+        ``ghost_batch_size``. Off by default so that existing results stay bit-for-bit.
 
     Attributes
     ----------
@@ -94,6 +100,7 @@ class EnsembleMLP(nn.Module):
         eps: float = 1e-5,
         momentum: float = 0.1,
         ghost_batch_size: int | None = None,
+        fused_bn: bool = False,
     ):
         super().__init__()
         if activation not in _ACTIVATIONS:
@@ -127,6 +134,7 @@ class EnsembleMLP(nn.Module):
         self.eps, self.momentum, self.dropout = eps, momentum, dropout
         self.ghost_batch_size = None if ghost_batch_size is None else int(ghost_batch_size)
         self.activation = activation
+        self.fused_bn = bool(fused_bn)
         self.linear_bias = norm is None if linear_bias is None else linear_bias
         self.record, self.post_norm = False, None
         self.preactivations: list[torch.Tensor] = []
@@ -181,6 +189,8 @@ class EnsembleMLP(nn.Module):
                 m = z.shape[1]
                 if m < 2:
                     raise ValueError("Expected more than 1 value per channel when training")
+                if self.fused_bn:
+                    return self._fused_normalize(i, z, rm, rv)
                 mean = z.mean(1, keepdim=True)
                 # (z - mean)^2 averaged: much faster on CPU than Tensor.var over a middle axis
                 var = (z - mean).square().mean(1, keepdim=True)
@@ -201,6 +211,24 @@ class EnsembleMLP(nn.Module):
             var = g.var(-1, unbiased=False, keepdim=True)
             zhat = ((g - mean) / torch.sqrt(var + self.eps)).reshape(s, b, w)
         return self.gammas[i] * zhat + self.betas[i]
+
+    def _fused_normalize(
+        self, i: int, z: torch.Tensor, rm: torch.Tensor, rv: torch.Tensor
+    ) -> torch.Tensor:
+        # (S, B, W) -> (B, S * W): each (member, unit) is one channel of torch's batch_norm,
+        # whose running-estimate update (unbiased variance, momentum) is PyTorch's convention
+        s, b, w = z.shape
+        out = F.batch_norm(
+            z.transpose(0, 1).reshape(b, s * w),
+            rm.view(-1),
+            rv.view(-1),
+            self.gammas[i].reshape(-1),
+            self.betas[i].reshape(-1),
+            training=True,
+            momentum=self.momentum,
+            eps=self.eps,
+        )
+        return out.reshape(b, s, w).transpose(0, 1)
 
     def _ghost_normalize(
         self, i: int, z: torch.Tensor, rm: torch.Tensor, rv: torch.Tensor
@@ -345,6 +373,7 @@ def train_ensemble(
     eval_every: int = 100,
     on_step: Callable[[EnsembleMLP, int], dict | None] | None = None,
     on_eval: Callable[[EnsembleMLP, int], dict | None] | None = None,
+    eval_train: bool = True,
 ) -> History:
     """Train every member of ``model`` with plain mini-batch SGD and cross-entropy.
 
@@ -362,13 +391,18 @@ def train_ensemble(
         Evaluate every this many steps, and at steps 0 and ``steps``.
     on_step, on_eval : callable, optional
         As in :func:`bn_core.lab.train.train`; returned values must have a leading member axis.
+    eval_train : bool, default True
+        Also evaluate on the whole training set at every evaluation. Evaluating the training
+        set costs more than the test set (it is larger); pass False for runs that only use
+        test accuracy. ``train_loss`` and ``train_acc`` are then None.
 
     Returns
     -------
     History
-        ``train_loss``, ``test_loss``, ``test_acc``, ``train_acc`` of shape (S, T); records of
-        shape (S, T, ...); ``diverged`` a boolean array (S,). A member whose loss becomes
-        non-finite stops updating and reports NaN from then on.
+        ``train_loss``, ``test_loss``, ``test_acc``, ``train_acc`` of shape (S, T) (the first
+        two None if ``eval_train`` is False); records of shape (S, T, ...); ``diverged`` a
+        boolean array (S,). A member whose loss becomes non-finite stops updating and reports
+        NaN from then on.
     """
     n = model.n_models
     seeds = list(range(n)) if seeds is None else list(seeds)
@@ -388,14 +422,13 @@ def train_ensemble(
 
     def do_eval(step: int) -> None:
         dead = (~alive).numpy()
-        tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train)
-        te_loss, te_acc = evaluate(model, data.x_test, data.y_test)
-        for key, value in [
-            ("train_loss", tr_loss),
-            ("train_acc", tr_acc),
-            ("test_loss", te_loss),
-            ("test_acc", te_acc),
-        ]:
+        results = {}
+        if eval_train:
+            results["train_loss"], results["train_acc"] = evaluate(
+                model, data.x_train, data.y_train
+            )
+        results["test_loss"], results["test_acc"] = evaluate(model, data.x_test, data.y_test)
+        for key, value in results.items():
             evals[key].append(np.where(dead, np.nan, value))
         evals["steps"].append(step)
         if on_eval is not None:
@@ -431,15 +464,15 @@ def train_ensemble(
         if step % eval_every == 0 or step == steps:
             do_eval(step)
 
-    def members_first(rows: list) -> np.ndarray:
-        return np.moveaxis(np.stack(rows), 0, 1)
+    def members_first(rows: list) -> np.ndarray | None:
+        return np.moveaxis(np.stack(rows), 0, 1) if rows else None
 
     return History(
         steps=np.asarray(evals["steps"]),
-        train_loss=members_first(evals["train_loss"]),
+        train_loss=members_first(evals.get("train_loss", [])),
         test_loss=members_first(evals["test_loss"]),
         test_acc=members_first(evals["test_acc"]),
-        train_acc=members_first(evals["train_acc"]),
+        train_acc=members_first(evals.get("train_acc", [])),
         records={k[4:]: members_first(v) for k, v in evals.items() if k.startswith("rec:")},
         step_records={k: members_first(v) for k, v in per_step.items()},
         diverged=(~alive).numpy(),

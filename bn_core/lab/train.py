@@ -21,14 +21,16 @@ class History:
     ``train_loss``, ``test_loss``, ``test_acc`` are aligned with it. ``records[key]`` holds what
     the ``on_eval`` callback returned at those steps, and ``step_records[key]`` what ``on_step``
     returned at every training step. ``diverged`` is True when the loss became non-finite; the
-    remaining evaluations are then NaN.
+    remaining evaluations are then NaN. ``train_loss`` and ``train_acc`` are None for runs
+    that did not evaluate the training set (``eval_train=False`` in
+    :func:`bn_core.lab.ensemble.train_ensemble`).
     """
 
     steps: np.ndarray
-    train_loss: np.ndarray
+    train_loss: np.ndarray | None
     test_loss: np.ndarray
     test_acc: np.ndarray
-    train_acc: np.ndarray
+    train_acc: np.ndarray | None
     records: dict[str, np.ndarray] = field(default_factory=dict)
     step_records: dict[str, np.ndarray] = field(default_factory=dict)
     diverged: bool = False
