@@ -23,12 +23,24 @@ CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
 
 
 def _text(outputs: list[dict]) -> list[str]:
-    """The text nbval compares: streams and text/plain results, in order (images are not)."""
+    """The text nbval compares: streams and text/plain results, in order (images are not).
+
+    Consecutive chunks of one stream are joined, as nbval does: how a kernel splits a cell's
+    stdout into messages varies from run to run.
+    """
     texts = []
+    last_stream = None
     for out in outputs:
         if out.get("output_type") == "stream":
-            texts.append(f"{out['name']}: {''.join(out['text'])}")
-        elif out.get("output_type") in ("execute_result", "display_data"):
+            text = "".join(out["text"]) if isinstance(out["text"], list) else out["text"]
+            if last_stream == out["name"]:
+                texts[-1] += text
+            else:
+                texts.append(f"{out['name']}: {text}")
+            last_stream = out["name"]
+            continue
+        last_stream = None
+        if out.get("output_type") in ("execute_result", "display_data"):
             plain = out.get("data", {}).get("text/plain")
             if plain is not None:
                 texts.append("".join(plain))
@@ -80,6 +92,17 @@ def mismatches(stored: list[dict], executed: list[dict], name: str) -> tuple[int
 def _cell(cid: str, source: str, text: str | None) -> dict:
     outputs = [] if text is None else [{"output_type": "stream", "name": "stdout", "text": text}]
     return {"cell_type": "code", "id": cid, "source": source, "outputs": outputs}
+
+
+def test_stream_chunks_are_joined_as_nbval_does():
+    one = [{"output_type": "stream", "name": "stdout", "text": "a\nb\n"}]
+    two = [
+        {"output_type": "stream", "name": "stdout", "text": "a\n"},
+        {"output_type": "stream", "name": "stdout", "text": ["b\n"]},
+    ]
+    assert _text(one) == _text(two) == ["stdout: a\nb\n"]
+    err = [two[0], {"output_type": "stream", "name": "stderr", "text": "w\n"}, two[1]]
+    assert _text(err) == ["stdout: a\n", "stderr: w\n", "stdout: b\n"]
 
 
 def test_mismatches_finds_changed_missing_and_stale_cells():
