@@ -570,9 +570,9 @@ BATCH_DEPENDENT = _(
     "and GroupNorm remove."
 )
 SINGLE = _(
-    "with one example in the batch, a statistic over the batch axis is that example itself: "
-    "x - mean is 0 and y is just bias. LayerNorm and GroupNorm never look across examples, so "
-    "a batch of one works like any other"
+    "you take the statistics over the batch axis: with one example in the batch each value is "
+    "its own mean, so x - mean is 0 and y is just bias. LayerNorm and GroupNorm never look "
+    "across examples, so a batch of one works like any other"
 )
 
 
@@ -600,7 +600,10 @@ def check_batch_independence(grader: Grader, layer_norm, group_norm) -> None:
             expected = ref.layer_norm(single, arg, w, b, 0.01)
         else:
             expected = ref.group_norm(single, arg, w, b, 0.01)
-        shown = d.show(x=x, others=others, weight=w, bias=b) + f" eps = 0.01; example i = {i}."
+        shown = d.show(x=x, others=others, weight=w, bias=b) + _(
+            " eps = 0.01; example i = {i}. The second batch is np.concatenate([others[:1], "
+            "x[{i}:{j}], others[1:]]) (example {i} of x at index 1); the batch of one is x[{i}:{j}]."
+        ).format(i=i, j=i + 1)
 
         title = _("{fn}: example {i}'s output does not depend on the other examples").format(
             fn=name, i=i
@@ -636,7 +639,10 @@ def check_batch_independence(grader: Grader, layer_norm, group_norm) -> None:
             F64,
             shown,
             mistakes={SINGLE: bn_one},
-            hint=_("the output of a batch of one is that example's row of the full batch's."),
+            hint=_(
+                "a batch of one must give that example's output in any batch: the checks of "
+                "cells 1 and 3 show what else is wrong."
+            ),
         )
     grader.check_rules()
 
