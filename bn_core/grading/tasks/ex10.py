@@ -20,99 +20,181 @@ from ..core import Grader
 from ..i18n import _
 from ._common import CANCELLATION, F32, F64, Inputs, check_value, label, ok, per_channel
 
-# -- learner-facing texts (literal templates, formatted after translation) ---------------------
-BROADCAST_LN = _(
-    "weight and bias have the shape normalized_shape: they broadcast against x as they are "
-    "(numpy lines up trailing axes). The statistics must keep their axes (keepdims=True, or a "
-    "reshape to (..., 1, 1)) to broadcast against x."
-)
-BROADCAST_GN = _(
-    "weight and bias have shape (C,); against (N, C, H, W) or (N, C, L) numpy lines them up "
-    "with the LAST axis, not the channels. Reshape them to (1, C, 1, 1) or (1, C, 1), i.e. "
-    "(1, C) followed by one 1 per axis after the channels, and apply them on x's own shape "
-    "(after reshaping the normalized groups back), not on the grouped view."
-)
-BATCH_LN = _(
-    "you take the statistics over the batch axis (one mean per position, over the examples): "
-    "that is batch normalization; LayerNorm takes them per example, over the trailing axes "
-    "given by normalized_shape"
-)
-ALL_AXES = _(
-    "you normalize each example over ALL its axes, ignoring normalized_shape: only the trailing "
-    "len(normalized_shape) axes are normalized together (axes -len(normalized_shape) ... -1)"
-)
-LAST_AXIS = _(
-    "you normalize over the last axis only: normalized_shape has {k} axes here, and the "
-    "statistics are taken over all of them together"
-)
-UNBIASED = _("you normalize with the unbiased variance (ddof=1); use the biased one (divide by K)")
-EPS_OUTSIDE = _(
-    "you add eps outside the square root, (x - mean) / (sqrt(var) + eps); PyTorch divides by "
-    "sqrt(var + eps)"
-)
-EPS_IGNORED = _("you ignore the eps argument and always use 1e-5")
-NO_AFFINE = _("you ignore weight and bias")
-SWAPPED = _("you swapped weight and bias (bias * x_hat + weight)")
-BATCH_GN = _(
-    "you take the statistics per channel over (N, H, W) or (N, L): that is batch normalization; "
-    "GroupNorm takes them per example and per group of channels"
-)
-GROUPS_IGNORED = _(
-    "you normalize each example over all its channels at once (num_groups ignored, as with "
-    "num_groups=1, LayerNorm); each of the num_groups blocks of C / num_groups channels gets "
-    "its own statistics"
-)
-PER_CHANNEL = _(
-    "you normalize each channel of each example on its own (num_groups ignored, as with "
-    "num_groups=C, InstanceNorm)"
-)
-STRIDED = _(
-    "your groups are strided channels (channel c in group c % num_groups, as from "
-    "x.reshape(N, C // G, G, ...)); PyTorch's groups are CONTIGUOUS blocks: channels 0 .. C/G - 1 "
-    "are group 0, the next C/G group 1, ... (x.reshape(N, G, -1))"
-)
-MIXED = _(
-    "your reshape mixes examples and channels (x.reshape(num_groups, -1) or an axis order "
-    "that puts N after C): a group's statistics then pool values of several examples. Keep N "
-    "first: x.reshape(N, num_groups, -1)"
-)
-WEIGHT_PER_GROUP = _(
-    "you apply one weight and one bias per group (weight[g] for the channels of group g); "
-    "weight and bias have one value per CHANNEL, shape (C,)"
-)
-NO_MEAN_TERMS = _(
-    "the terms through the mean and the variance are missing (dx = weight * dy / std): every "
-    "x of a group moves its mean and variance, which moves every output of the group"
-)
-NO_MU = _("the term through the mean is missing (no - mean(dx_hat) inside the bracket)")
-NO_VAR = _(
-    "the term through the variance is missing (no - x_hat * mean(dx_hat * x_hat) inside the "
-    "bracket)"
-)
-BN_BACKWARD = _(
-    "this is batch norm's backward: the sums run over the batch axis, where LayerNorm's and "
-    "GroupNorm's run over the values one mean and variance were computed from"
-)
-NO_WEIGHT = _("weight is missing: dx_hat = weight * dy, not dy")
-COUNT_N = _(
-    "you divide the two sums by the batch size N (copied from batch norm's backward); the "
-    "mean and variance of LayerNorm are over the K = prod(normalized_shape) values of one example"
-)
-COUNT_HW = _(
-    "you divide the two sums by the count of one channel (H * W or L); a group holds "
-    "C / num_groups * H * W values"
-)
-WEIGHT_AFTER = _(
-    "you multiply by weight AFTER the normalization's backward (weight * backward(dy)); weight "
-    "differs between the channels of one group, so dx_hat = weight * dy must come first"
-)
-DW_X = _("dweight uses x instead of x_hat")
-DW_GROUP = _("dweight is summed per group (shape (G,)); there is one weight per channel")
-GRADCHECK = _(
-    "dx is compared here with central differences of the loss sum(y * dy) (step {h:g}), a "
-    "gradient computed without any formula: if this check fails and the one against the "
-    "closed form too, the formula is wrong, not the reference."
-)
+# -- learner-facing texts: literal templates through _(), looked up when a check runs (not at
+# import), so a catalogue loaded after this module is imported still translates them ------------
+
+
+def _msg_broadcast_ln() -> str:
+    return _(
+        "weight and bias have the shape normalized_shape: they broadcast against x as they are "
+        "(numpy lines up trailing axes). The statistics must keep their axes (keepdims=True, or a "
+        "reshape to (..., 1, 1)) to broadcast against x."
+    )
+
+
+def _msg_broadcast_gn() -> str:
+    return _(
+        "weight and bias have shape (C,); against (N, C, H, W) or (N, C, L) numpy lines them up "
+        "with the LAST axis, not the channels. Reshape them to (1, C, 1, 1) or (1, C, 1), i.e. "
+        "(1, C) followed by one 1 per axis after the channels, and apply them on x's own shape "
+        "(after reshaping the normalized groups back), not on the grouped view."
+    )
+
+
+def _msg_batch_ln() -> str:
+    return _(
+        "you take the statistics over the batch axis (one mean per position, over the examples): "
+        "that is batch normalization; LayerNorm takes them per example, over the trailing axes "
+        "given by normalized_shape"
+    )
+
+
+def _msg_all_axes() -> str:
+    return _(
+        "you normalize each example over ALL its axes, ignoring normalized_shape: only the trailing "
+        "len(normalized_shape) axes are normalized together (axes -len(normalized_shape) ... -1)"
+    )
+
+
+def _msg_last_axis() -> str:
+    return _(
+        "you normalize over the last axis only: normalized_shape has {k} axes here, and the "
+        "statistics are taken over all of them together"
+    )
+
+
+def _msg_unbiased() -> str:
+    return _("you normalize with the unbiased variance (ddof=1); use the biased one (divide by K)")
+
+
+def _msg_eps_outside() -> str:
+    return _(
+        "you add eps outside the square root, (x - mean) / (sqrt(var) + eps); PyTorch divides by "
+        "sqrt(var + eps)"
+    )
+
+
+def _msg_eps_ignored() -> str:
+    return _("you ignore the eps argument and always use 1e-5")
+
+
+def _msg_no_affine() -> str:
+    return _("you ignore weight and bias")
+
+
+def _msg_swapped() -> str:
+    return _("you swapped weight and bias (bias * x_hat + weight)")
+
+
+def _msg_batch_gn() -> str:
+    return _(
+        "you take the statistics per channel over (N, H, W) or (N, L): that is batch normalization; "
+        "GroupNorm takes them per example and per group of channels"
+    )
+
+
+def _msg_groups_ignored() -> str:
+    return _(
+        "you normalize each example over all its channels at once (num_groups ignored, as with "
+        "num_groups=1, LayerNorm); each of the num_groups blocks of C / num_groups channels gets "
+        "its own statistics"
+    )
+
+
+def _msg_per_channel() -> str:
+    return _(
+        "you normalize each channel of each example on its own (num_groups ignored, as with "
+        "num_groups=C, InstanceNorm)"
+    )
+
+
+def _msg_strided() -> str:
+    return _(
+        "your groups are strided channels (channel c in group c % num_groups, as from "
+        "x.reshape(N, C // G, G, ...)); PyTorch's groups are CONTIGUOUS blocks: channels 0 .. C/G - 1 "
+        "are group 0, the next C/G group 1, ... (x.reshape(N, G, -1))"
+    )
+
+
+def _msg_mixed() -> str:
+    return _(
+        "your reshape mixes examples and channels (x.reshape(num_groups, -1) or an axis order "
+        "that puts N after C): a group's statistics then pool values of several examples. Keep N "
+        "first: x.reshape(N, num_groups, -1)"
+    )
+
+
+def _msg_weight_per_group() -> str:
+    return _(
+        "you apply one weight and one bias per group (weight[g] for the channels of group g); "
+        "weight and bias have one value per CHANNEL, shape (C,)"
+    )
+
+
+def _msg_no_mean_terms() -> str:
+    return _(
+        "the terms through the mean and the variance are missing (dx = weight * dy / std): every "
+        "x of a group moves its mean and variance, which moves every output of the group"
+    )
+
+
+def _msg_no_mu() -> str:
+    return _("the term through the mean is missing (no - mean(dx_hat) inside the bracket)")
+
+
+def _msg_no_var() -> str:
+    return _(
+        "the term through the variance is missing (no - x_hat * mean(dx_hat * x_hat) inside the "
+        "bracket)"
+    )
+
+
+def _msg_bn_backward() -> str:
+    return _(
+        "this is batch norm's backward: the sums run over the batch axis, where LayerNorm's and "
+        "GroupNorm's run over the values one mean and variance were computed from"
+    )
+
+
+def _msg_no_weight() -> str:
+    return _("weight is missing: dx_hat = weight * dy, not dy")
+
+
+def _msg_count_n() -> str:
+    return _(
+        "you divide the two sums by the batch size N (copied from batch norm's backward); the "
+        "mean and variance of LayerNorm are over the K = prod(normalized_shape) values of one example"
+    )
+
+
+def _msg_count_hw() -> str:
+    return _(
+        "you divide the two sums by the count of one channel (H * W or L); a group holds "
+        "C / num_groups * H * W values"
+    )
+
+
+def _msg_weight_after() -> str:
+    return _(
+        "you multiply by weight AFTER the normalization's backward (weight * backward(dy)); weight "
+        "differs between the channels of one group, so dx_hat = weight * dy must come first"
+    )
+
+
+def _msg_dw_x() -> str:
+    return _("dweight uses x instead of x_hat")
+
+
+def _msg_dw_group() -> str:
+    return _("dweight is summed per group (shape (G,)); there is one weight per channel")
+
+
+def _msg_gradcheck() -> str:
+    return _(
+        "dx is compared here with central differences of the loss sum(y * dy) (step {h:g}), a "
+        "gradient computed without any formula: if this check fails and the one against the "
+        "closed form too, the formula is wrong, not the reference."
+    )
 
 
 # -- wrong answers, computed in float64 ------------------------------------------------------------
@@ -163,16 +245,16 @@ def _ln_forward_mistakes(x, ns, weight, bias, e):
         return _affine(x_hat, w, b)
 
     out = {
-        BATCH_LN: y(_normalize(x, (0,), e)),
-        ALL_AXES: y(_normalize(x, tuple(range(1, x.ndim)), e)),
-        LAST_AXIS.format(k=len(ns)): y(_normalize(x, (-1,), e)),
-        UNBIASED: y(_normalize(x, axes, e, ddof=1)),
-        EPS_OUTSIDE: y(_normalize(x, axes, e, outside=True)),
-        EPS_IGNORED: y(_normalize(x, axes, 1e-5)),
+        _msg_batch_ln(): y(_normalize(x, (0,), e)),
+        _msg_all_axes(): y(_normalize(x, tuple(range(1, x.ndim)), e)),
+        _msg_last_axis().format(k=len(ns)): y(_normalize(x, (-1,), e)),
+        _msg_unbiased(): y(_normalize(x, axes, e, ddof=1)),
+        _msg_eps_outside(): y(_normalize(x, axes, e, outside=True)),
+        _msg_eps_ignored(): y(_normalize(x, axes, 1e-5)),
     }
     if weight is not None:
-        out[NO_AFFINE] = _normalize(x, axes, e)
-        out[SWAPPED] = y(_normalize(x, axes, e), bias, weight)
+        out[_msg_no_affine()] = _normalize(x, axes, e)
+        out[_msg_swapped()] = y(_normalize(x, axes, e), bias, weight)
     return out
 
 
@@ -184,24 +266,24 @@ def _gn_forward_mistakes(x, g, weight, bias, e):
 
     rest = tuple(range(2, x.ndim))
     out = {
-        BATCH_GN: y(_normalize(x, (0, *rest), e)),
-        GROUPS_IGNORED: y(_normalize(x, (1, *rest), e)),
-        PER_CHANNEL: y(_normalize(x, rest, e)),
-        STRIDED: y(_strided(x, g, e)),
-        MIXED: y(_mixed(x, g, e)),
-        UNBIASED: y(_grouped(x, g, e, ddof=1)),
-        EPS_OUTSIDE: y(_grouped(x, g, e, outside=True)),
-        EPS_IGNORED: y(_grouped(x, g, 1e-5)),
+        _msg_batch_gn(): y(_normalize(x, (0, *rest), e)),
+        _msg_groups_ignored(): y(_normalize(x, (1, *rest), e)),
+        _msg_per_channel(): y(_normalize(x, rest, e)),
+        _msg_strided(): y(_strided(x, g, e)),
+        _msg_mixed(): y(_mixed(x, g, e)),
+        _msg_unbiased(): y(_grouped(x, g, e, ddof=1)),
+        _msg_eps_outside(): y(_grouped(x, g, e, outside=True)),
+        _msg_eps_ignored(): y(_grouped(x, g, 1e-5)),
     }
     if weight is not None:
         x_hat = _grouped(x, g, e)
-        out[NO_AFFINE] = x_hat
-        out[SWAPPED] = y(x_hat, bias, weight)
+        out[_msg_no_affine()] = x_hat
+        out[_msg_swapped()] = y(x_hat, bias, weight)
         if g < c:
             rows = x_hat.reshape(x.shape[0], g, -1)
             w = np.asarray(weight, F64)[:g].reshape(1, g, 1)
             b = np.asarray(bias, F64)[:g].reshape(1, g, 1)
-            out[WEIGHT_PER_GROUP] = (rows * w + b).reshape(x.shape)
+            out[_msg_weight_per_group()] = (rows * w + b).reshape(x.shape)
     return out
 
 
@@ -233,26 +315,26 @@ def _dx_mistakes(x, dy, weight_b, rows_shape, e, e_default, kind):
         return _rows_backward(dxh, xh, inv, **kw).reshape(x.shape)
 
     out = {
-        NO_MEAN_TERMS: back(mu=False, var=False),
-        NO_MU: back(mu=False),
-        NO_VAR: back(var=False),
-        NO_WEIGHT: _rows_backward(dy64.reshape(rows_shape), xh, inv).reshape(x.shape),
+        _msg_no_mean_terms(): back(mu=False, var=False),
+        _msg_no_mu(): back(mu=False),
+        _msg_no_var(): back(var=False),
+        _msg_no_weight(): _rows_backward(dy64.reshape(rows_shape), xh, inv).reshape(x.shape),
     }
     xh_e, inv_e = parts(e_default)
-    out[EPS_IGNORED] = _rows_backward(dxh, xh_e, inv_e).reshape(x.shape)
+    out[_msg_eps_ignored()] = _rows_backward(dxh, xh_e, inv_e).reshape(x.shape)
     if kind == "ln":
         flat = (x.shape[0], -1)
         bn = ref.batch_norm_grads(
             x64.reshape(flat), np.ones(x64[0].size), dxh.reshape(x.shape).reshape(flat), e
         )[0]
-        out[BN_BACKWARD] = bn.reshape(x.shape)
-        out[COUNT_N] = back(count=x.shape[0])
+        out[_msg_bn_backward()] = bn.reshape(x.shape)
+        out[_msg_count_n()] = back(count=x.shape[0])
     else:
-        out[BN_BACKWARD] = ref.batch_norm_grads(x64, weight_b.reshape(-1), dy64, e)[0]
+        out[_msg_bn_backward()] = ref.batch_norm_grads(x64, weight_b.reshape(-1), dy64, e)[0]
         hw = int(np.prod(x.shape[2:]))
-        out[COUNT_HW] = back(count=hw)
+        out[_msg_count_hw()] = back(count=hw)
         plain = _rows_backward(dy64.reshape(rows_shape), xh, inv).reshape(x.shape)
-        out[WEIGHT_AFTER] = weight_b * plain
+        out[_msg_weight_after()] = weight_b * plain
     return out
 
 
@@ -317,7 +399,7 @@ def check_layer_norm(grader: Grader, layer_norm) -> None:
     for shape, ns, dtype, eps, affine, note in LN_CASES:
         x, w, b = _ln_inputs(d, shape, ns, dtype, affine, note)
         e = 1e-5 if eps is None else eps
-        got = grader.call(layer_norm, x, ns, w, b, error_causes={"broadcast": BROADCAST_LN},
+        got = grader.call(layer_norm, x, ns, w, b, error_causes={"broadcast": _msg_broadcast_ln()},
                           **_eps_args(eps))  # fmt: skip
         expected = ref.layer_norm(x, ns, w, b, e)
         extra = {"normalized_shape": ns, **_eps_args(eps)}
@@ -362,7 +444,7 @@ def check_layer_norm_backward(grader: Grader, layer_norm_backward) -> None:
         e = 1e-5 if eps is None else eps
         dx, dw, db = grader.call(
             layer_norm_backward, dy, x, ns, w, outputs=("dx", "dweight", "dbias"),
-            error_causes={"broadcast": BROADCAST_LN}, **_eps_args(eps),
+            error_causes={"broadcast": _msg_broadcast_ln()}, **_eps_args(eps),
         )  # fmt: skip
         dx_e, dw_e, db_e = ref.layer_norm_grads(x, ns, w, dy, e)
         tag = _tag(x, normalized_shape=ns, **_eps_args(eps))
@@ -391,7 +473,7 @@ def check_layer_norm_backward(grader: Grader, layer_norm_backward) -> None:
             dw_e,
             x.dtype,
             shown,
-            {DW_X: (dy64 * x.astype(F64)).sum(axis=lead)},
+            {_msg_dw_x(): (dy64 * x.astype(F64)).sum(axis=lead)},
             hint=_(
                 "dweight has the shape of normalized_shape: sum dy * x_hat over every axis that "
                 "is NOT normalized (the leading ones)."
@@ -434,7 +516,7 @@ def _gradcheck(grader, d, backward, case, forward_ref, what, weight_shape):
         numeric,
         F64,
         d.show(dy=dy, x=x, weight=w) + f" {what} = {arg!r}; eps = {eps}.",
-        hint=GRADCHECK.format(h=h),
+        hint=_msg_gradcheck().format(h=h),
         tol=(1e-6, 1e-8),
     )
 
@@ -463,7 +545,7 @@ def check_group_norm(grader: Grader, group_norm) -> None:
         w = d.normal((c,), loc=1.0, scale=0.5, dtype=dtype) if affine else None
         b = d.normal((c,), dtype=dtype) if affine else None
         e = 1e-5 if eps is None else eps
-        got = grader.call(group_norm, x, g, w, b, error_causes={"broadcast": BROADCAST_GN},
+        got = grader.call(group_norm, x, g, w, b, error_causes={"broadcast": _msg_broadcast_gn()},
                           **_eps_args(eps))  # fmt: skip
         extra = {"num_groups": g, **_eps_args(eps)}
         if not affine:
@@ -508,7 +590,7 @@ def check_group_norm_backward(grader: Grader, group_norm_backward) -> None:
         e = 1e-5 if eps is None else eps
         dx, dw, db = grader.call(
             group_norm_backward, dy, x, g, w, outputs=("dx", "dweight", "dbias"),
-            error_causes={"broadcast": BROADCAST_GN}, **_eps_args(eps),
+            error_causes={"broadcast": _msg_broadcast_gn()}, **_eps_args(eps),
         )  # fmt: skip
         dx_e, dw_e, db_e = ref.group_norm_grads(x, g, w, dy, e)
         tag = _tag(x, num_groups=g, **_eps_args(eps))
@@ -538,7 +620,10 @@ def check_group_norm_backward(grader: Grader, group_norm_backward) -> None:
             dw_e,
             x.dtype,
             shown,
-            {DW_X: (dy64 * x64).sum(axis=axes), **({DW_GROUP: dw_group} if g < c else {})},
+            {
+                _msg_dw_x(): (dy64 * x64).sum(axis=axes),
+                **({_msg_dw_group(): dw_group} if g < c else {}),
+            },
             hint=_("dweight has shape (C,): sum dy * x_hat over every axis but the channels."),
         )
         check_value(
@@ -563,17 +648,23 @@ def check_group_norm_backward(grader: Grader, group_norm_backward) -> None:
 
 
 # -- batch independence --------------------------------------------------------------------------
-BATCH_DEPENDENT = _(
-    "{fn}'s output for example {i} changed when the OTHER examples of the batch changed "
-    "(largest change {err:.3g}): its statistics must come from example {i} alone. If yours "
-    "are taken over the batch axis, that is batch normalization, the very dependence LayerNorm "
-    "and GroupNorm remove."
-)
-SINGLE = _(
-    "you take the statistics over the batch axis: with one example in the batch each value is "
-    "its own mean, so x - mean is 0 and y is just bias. LayerNorm and GroupNorm never look "
-    "across examples, so a batch of one works like any other"
-)
+
+
+def _msg_batch_dependent() -> str:
+    return _(
+        "{fn}'s output for example {i} changed when the OTHER examples of the batch changed "
+        "(largest change {err:.3g}): its statistics must come from example {i} alone. If yours "
+        "are taken over the batch axis, that is batch normalization, the very dependence LayerNorm "
+        "and GroupNorm remove."
+    )
+
+
+def _msg_single() -> str:
+    return _(
+        "you take the statistics over the batch axis: with one example in the batch each value is "
+        "its own mean, so x - mean is 0 and y is just bias. LayerNorm and GroupNorm never look "
+        "across examples, so a batch of one works like any other"
+    )
 
 
 def check_batch_independence(grader: Grader, layer_norm, group_norm) -> None:
@@ -613,7 +704,7 @@ def check_batch_independence(grader: Grader, layer_norm, group_norm) -> None:
             grader.check_true(
                 title,
                 change <= 1e-9 * max(1.0, float(np.abs(np.asarray(y, F64)).max())),
-                BATCH_DEPENDENT.format(fn=name, i=i, err=change)
+                _msg_batch_dependent().format(fn=name, i=i, err=change)
                 + " "
                 + _("Input: {shown}").format(shown=shown),
             )
@@ -638,7 +729,7 @@ def check_batch_independence(grader: Grader, layer_norm, group_norm) -> None:
             expected,
             F64,
             shown,
-            mistakes={SINGLE: bn_one},
+            mistakes={_msg_single(): bn_one},
             hint=_(
                 "a batch of one must give that example's output in any batch: the checks of "
                 "cells 1 and 3 show what else is wrong."
