@@ -39,6 +39,7 @@ def m(exercise, name, edits, expect, mistake=""):
 EX1, EX2, EX3 = "ex01_batch_statistics", "ex02_scale_shift_identity", "ex03_running_stats_inference"
 EX4, EX5, EX6 = "ex04_backward_graph", "ex05_backward_closed_form", "ex06_spatial_batchnorm"
 EX7, EX8 = "ex07_folding", "ex08_sync_batchnorm"
+EX10 = "ex10_layer_group_norm"
 
 MUTANTS: list[Mutant] = [
     # -- ex01: batch statistics and the training forward pass ---------------------------------
@@ -1242,6 +1243,416 @@ MUTANTS: list[Mutant] = [
         (
             "inv_std = 1 / np.sqrt(m2 / n + eps)",
             "inv_std = (1 / __import__('torch').sqrt(__import__('torch').from_numpy(m2 / n + eps))).numpy()",
+        ),
+        ["rules", "torch"],
+        "uses torch via __import__ (rules)",
+    ),
+    # -- ex10: LayerNorm and GroupNorm ---------------------------------------------------------
+    m(
+        EX10,
+        "ln-batch-axis",
+        (
+            "axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))\n    mu = x.mean(axis=axes, keepdims=True)\n    var",
+            "axes = (0,)\n    mu = x.mean(axis=axes, keepdims=True)\n    var",
+        ),
+        ["y [", "that is batch normalization"],
+        "LN/GN: statistics over the batch axis",
+    ),
+    m(
+        EX10,
+        "ln-batch-axis-depends-on-batch",
+        (
+            "axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))\n    mu = x.mean(axis=axes, keepdims=True)\n    var",
+            "axes = (0,)\n    mu = x.mean(axis=axes, keepdims=True)\n    var",
+        ),
+        ["layer_norm: example 2's output does not depend", "changed when the OTHER examples"],
+        "LN/GN: statistics over the batch axis",
+    ),
+    m(
+        EX10,
+        "ln-batch-axis-single-example",
+        (
+            "axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))\n    mu = x.mean(axis=axes, keepdims=True)\n    var",
+            "axes = (0,)\n    mu = x.mean(axis=axes, keepdims=True)\n    var",
+        ),
+        ["layer_norm(x[2:3]) (a batch of one example)", "y is just bias"],
+        "LN/GN: statistics over the batch axis",
+    ),
+    m(
+        EX10,
+        "ln-all-axes",
+        (
+            "axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))\n    mu = x.mean(axis=axes, keepdims=True)\n    var",
+            "axes = tuple(range(1, x.ndim))\n    mu = x.mean(axis=axes, keepdims=True)\n    var",
+        ),
+        ["y [float32 (3, 5, 4), normalized_shape=(4,)", "ignoring normalized_shape"],
+        "LN: normalized_shape ignored",
+    ),
+    m(
+        EX10,
+        "ln-last-axis-only",
+        (
+            "axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))\n    mu = x.mean(axis=axes, keepdims=True)\n    var",
+            "axes = (-1,)\n    mu = x.mean(axis=axes, keepdims=True)\n    var",
+        ),
+        ["y [float64 (2, 3, 4, 5), normalized_shape=(3, 4, 5)", "last axis only"],
+        "LN: multi-dim normalized_shape treated as its last axis",
+    ),
+    m(
+        EX10,
+        "ln-hardcoded-axes",
+        (
+            "axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))\n    mu = x.mean(axis=axes, keepdims=True)\n    var",
+            "axes = (1, 2, 3)\n    mu = x.mean(axis=axes, keepdims=True)\n    var",
+        ),
+        ["y [float32 (3, 5, 4)", "layer_norm raised"],
+        "answer right for one shape only",
+    ),
+    m(
+        EX10,
+        "ln-unbiased",
+        (
+            "var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)",
+            "var = x.var(axis=axes, keepdims=True, ddof=1)",
+        ),
+        ["y [", "unbiased variance"],
+        "unbiased variance to normalize",
+    ),
+    m(
+        EX10,
+        "ln-eps-outside",
+        ("out = (x - mu) / np.sqrt(var + eps)", "out = (x - mu) / (np.sqrt(var) + eps)"),
+        ["y [", "outside the square root"],
+        "eps outside sqrt",
+    ),
+    m(
+        EX10,
+        "ln-eps-hardcoded",
+        ("out = (x - mu) / np.sqrt(var + eps)", "out = (x - mu) / np.sqrt(var + 1e-5)"),
+        ["y [float32 (3, 5, 4), normalized_shape=(4,), eps=0.05]", "ignore the eps argument"],
+        "argument ignored",
+    ),
+    m(
+        EX10,
+        "ln-one-pass",
+        (
+            "var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)",
+            "var = (x**2).mean(axis=axes, keepdims=True) - mu**2",
+        ),
+        ["y [float32 (2, 7, 3)", "catastrophic cancellation"],
+        "one-pass variance in float32",
+    ),
+    m(
+        EX10,
+        "ln-float64-out",
+        (
+            "out = (x - mu) / np.sqrt(var + eps)",
+            "out = (x - mu) / np.sqrt(var.astype(np.float64) + eps)",
+        ),
+        ["y [float32", "dtype float64, expected float32"],
+        "float32 in, float64 out",
+    ),
+    m(
+        EX10,
+        "ln-affine-ignored",
+        (
+            "if weight is not None:\n        out = out * weight\n    if bias is not None:\n        out = out + bias\n    return out",
+            "return out",
+        ),
+        ["y [float64 (2, 3, 4, 5)", "you ignore weight and bias"],
+        "LN/GN: affine step ignored",
+    ),
+    m(
+        EX10,
+        "ln-weight-none-crashes",
+        ("if weight is not None:\n        out = out * weight\n", "out = out * weight\n"),
+        ["weight=None]", "layer_norm raised TypeError"],
+        "LN/GN: weight=None not supported",
+    ),
+    m(
+        EX10,
+        "ln-torch",
+        (
+            "out = (x - mu) / np.sqrt(var + eps)",
+            "out = __import__('torch').nn.functional.layer_norm(__import__('torch').from_numpy(x), tuple(normalized_shape), eps=eps).numpy()",
+        ),
+        ["rules", "torch"],
+        "uses torch via __import__ (rules)",
+    ),
+    m(
+        EX10,
+        "lnb-no-mean-terms",
+        (
+            "dx = inv_std * (\n        dx_hat\n        - dx_hat.mean(axis=axes, keepdims=True)\n        - x_hat * (dx_hat * x_hat).mean(axis=axes, keepdims=True)\n    )",
+            "dx = inv_std * dx_hat",
+        ),
+        ["dx [", "terms through the mean and the variance are missing"],
+        "backward: mean terms missing",
+    ),
+    m(
+        EX10,
+        "lnb-no-mu",
+        ("        - dx_hat.mean(axis=axes, keepdims=True)\n", ""),
+        ["dx [", "term through the mean is missing"],
+        "missing branch through mu",
+    ),
+    m(
+        EX10,
+        "lnb-no-var",
+        ("        - x_hat * (dx_hat * x_hat).mean(axis=axes, keepdims=True)\n", ""),
+        ["dx [", "term through the variance is missing"],
+        "missing branch through sigma2",
+    ),
+    m(
+        EX10,
+        "lnb-count-n",
+        (
+            (
+                "- dx_hat.mean(axis=axes, keepdims=True)",
+                "- dx_hat.sum(axis=axes, keepdims=True) / x.shape[0]",
+            ),
+            (
+                "- x_hat * (dx_hat * x_hat).mean(axis=axes, keepdims=True)",
+                "- x_hat * (dx_hat * x_hat).sum(axis=axes, keepdims=True) / x.shape[0]",
+            ),
+        ),
+        ["dx [", "by the batch size N"],
+        "backward: count of batch norm",
+    ),
+    m(
+        EX10,
+        "lnb-no-weight",
+        ("dx_hat = dy * weight", "dx_hat = dy"),
+        ["dx [", "weight is missing"],
+        "backward: weight missing in dx",
+    ),
+    m(
+        EX10,
+        "lnb-eps-hardcoded",
+        (
+            "inv_std = 1.0 / np.sqrt(((x - mu) ** 2).mean(axis=axes, keepdims=True) + eps)",
+            "inv_std = 1.0 / np.sqrt(((x - mu) ** 2).mean(axis=axes, keepdims=True) + 1e-5)",
+        ),
+        ["dx [float32 (3, 5, 4), normalized_shape=(4,), eps=0.05]", "ignore the eps argument"],
+        "argument ignored",
+    ),
+    m(
+        EX10,
+        "lnb-dweight-normalized-axes",
+        ("dweight = (dy * x_hat).sum(axis=lead)", "dweight = (dy * x_hat).sum(axis=axes)"),
+        ["dweight [", "has shape"],
+        "dweight summed over the wrong axes",
+    ),
+    m(
+        EX10,
+        "lnb-dweight-axis0",
+        ("dweight = (dy * x_hat).sum(axis=lead)", "dweight = (dy * x_hat).sum(axis=0)"),
+        ["dweight [float32 (3, 5, 4)", "has shape (5, 4), expected (4,)"],
+        "dweight summed over the wrong axes",
+    ),
+    m(
+        EX10,
+        "lnb-dweight-x",
+        ("dweight = (dy * x_hat).sum(axis=lead)", "dweight = (dy * x).sum(axis=lead)"),
+        ["dweight [", "dweight uses x instead of x_hat"],
+        "dgamma uses x",
+    ),
+    m(
+        EX10,
+        "lnb-dbias-axis0",
+        ("dbias = dy.sum(axis=lead)", "dbias = dy.sum(axis=0)"),
+        ["dbias [float32 (3, 5, 4)", "has shape (5, 4), expected (4,)"],
+        "dbeta not summed",
+    ),
+    m(
+        EX10,
+        "gn-batch-norm",
+        (
+            "groups = x.reshape(n, num_groups, -1)  # contiguous blocks of C // num_groups channels\n    mu = groups.mean(axis=2, keepdims=True)\n    var = ((groups - mu) ** 2).mean(axis=2, keepdims=True)\n    y = ((groups - mu) / np.sqrt(var + eps)).reshape(x.shape)",
+            "axes = (0, *range(2, x.ndim))\n    mu = x.mean(axis=axes, keepdims=True)\n    var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)\n    y = (x - mu) / np.sqrt(var + eps)",
+        ),
+        ["y [", "per channel over (N, H, W) or (N, L): that is batch normalization"],
+        "LN/GN: statistics over the batch axis",
+    ),
+    m(
+        EX10,
+        "gn-batch-norm-depends-on-batch",
+        (
+            "groups = x.reshape(n, num_groups, -1)  # contiguous blocks of C // num_groups channels\n    mu = groups.mean(axis=2, keepdims=True)\n    var = ((groups - mu) ** 2).mean(axis=2, keepdims=True)\n    y = ((groups - mu) / np.sqrt(var + eps)).reshape(x.shape)",
+            "axes = (0, *range(2, x.ndim))\n    mu = x.mean(axis=axes, keepdims=True)\n    var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)\n    y = (x - mu) / np.sqrt(var + eps)",
+        ),
+        ["group_norm: example 2's output does not depend", "changed when the OTHER examples"],
+        "LN/GN: statistics over the batch axis",
+    ),
+    m(
+        EX10,
+        "gn-strided-groups",
+        (
+            "groups = x.reshape(n, num_groups, -1)  # contiguous blocks of C // num_groups channels\n    mu = groups.mean(axis=2, keepdims=True)\n    var = ((groups - mu) ** 2).mean(axis=2, keepdims=True)\n    y = ((groups - mu) / np.sqrt(var + eps)).reshape(x.shape)",
+            "v = x.reshape(n, -1, num_groups, *x.shape[2:])\n    axes = (1, *range(3, v.ndim))\n    mu = v.mean(axis=axes, keepdims=True)\n    var = ((v - mu) ** 2).mean(axis=axes, keepdims=True)\n    y = ((v - mu) / np.sqrt(var + eps)).reshape(x.shape)",
+        ),
+        ["y [", "strided channels"],
+        "GN: strided groups",
+    ),
+    m(
+        EX10,
+        "gn-reshape-mixes-n-and-c",
+        (
+            "groups = x.reshape(n, num_groups, -1)  # contiguous blocks of C // num_groups channels\n    mu = groups.mean(axis=2, keepdims=True)\n    var = ((groups - mu) ** 2).mean(axis=2, keepdims=True)\n    y = ((groups - mu) / np.sqrt(var + eps)).reshape(x.shape)",
+            "groups = x.reshape(num_groups, -1)\n    mu = groups.mean(axis=1, keepdims=True)\n    var = ((groups - mu) ** 2).mean(axis=1, keepdims=True)\n    y = ((groups - mu) / np.sqrt(var + eps)).reshape(x.shape)",
+        ),
+        ["y [", "mixes examples and channels"],
+        "GN: reshape mixes N and C",
+    ),
+    m(
+        EX10,
+        "gn-groups-ignored",
+        (
+            "groups = x.reshape(n, num_groups, -1)  # contiguous",
+            "groups = x.reshape(n, 1, -1)  # contiguous",
+        ),
+        ["y [float64 (3, 6, 4, 5), num_groups=2]", "num_groups ignored, as with num_groups=1"],
+        "argument ignored",
+    ),
+    m(
+        EX10,
+        "gn-instance-norm",
+        (
+            "groups = x.reshape(n, num_groups, -1)  # contiguous",
+            "groups = x.reshape(n, x.shape[1], -1)  # contiguous",
+        ),
+        ["y [float64 (3, 6, 4, 5), num_groups=2]", "InstanceNorm"],
+        "argument ignored",
+    ),
+    m(
+        EX10,
+        "gn-weight-per-group",
+        (
+            "y = ((groups - mu) / np.sqrt(var + eps)).reshape(x.shape)\n    channel = (1, -1) + (1,) * (x.ndim - 2)  # (1, C, 1, 1) or (1, C, 1)\n    if weight is not None:\n        y = y * weight.reshape(channel)\n    if bias is not None:\n        y = y + bias.reshape(channel)\n    return y",
+            "y = (groups - mu) / np.sqrt(var + eps)\n    if weight is not None:\n        y = y * weight[:num_groups].reshape(1, -1, 1)\n    if bias is not None:\n        y = y + bias[:num_groups].reshape(1, -1, 1)\n    return y.reshape(x.shape)",
+        ),
+        ["y [", "one weight and one bias per group"],
+        "GN: weight per group",
+    ),
+    m(
+        EX10,
+        "gn-weight-not-reshaped",
+        ("y = y * weight.reshape(channel)", "y = y * weight"),
+        ["y [", "Reshape them to (1, C, 1, 1) or (1, C, 1)"],
+        "images: gamma not reshaped",
+    ),
+    m(
+        EX10,
+        "gn-unbiased",
+        (
+            "var = ((groups - mu) ** 2).mean(axis=2, keepdims=True)",
+            "var = groups.var(axis=2, keepdims=True, ddof=1)",
+        ),
+        ["y [", "unbiased variance"],
+        "unbiased variance to normalize",
+    ),
+    m(
+        EX10,
+        "gn-eps-outside",
+        (
+            "y = ((groups - mu) / np.sqrt(var + eps)).reshape(x.shape)",
+            "y = ((groups - mu) / (np.sqrt(var) + eps)).reshape(x.shape)",
+        ),
+        ["y [", "outside the square root"],
+        "eps outside sqrt",
+    ),
+    m(
+        EX10,
+        "gn-one-pass",
+        (
+            "var = ((groups - mu) ** 2).mean(axis=2, keepdims=True)",
+            "var = (groups**2).mean(axis=2, keepdims=True) - mu**2",
+        ),
+        ["y [float32 (2, 6, 3, 5)", "catastrophic cancellation"],
+        "one-pass variance in float32",
+    ),
+    m(
+        EX10,
+        "gn-in-place",
+        (
+            "var = ((groups - mu) ** 2).mean(axis=2, keepdims=True)\n    y = ((groups - mu) / np.sqrt(var + eps)).reshape(x.shape)",
+            "groups -= mu\n    var = (groups**2).mean(axis=2, keepdims=True)\n    y = (groups / np.sqrt(var + eps)).reshape(x.shape)",
+        ),
+        ["group_norm leaves its inputs unchanged", "changed its input `x` in place"],
+        "input mutated",
+    ),
+    m(
+        EX10,
+        "gnb-weight-after",
+        (
+            (
+                "g_dx_hat = (dy * weight.reshape((1, -1) + (1,) * (x.ndim - 2))).reshape(n, num_groups, -1)",
+                "g_dx_hat = dy.reshape(n, num_groups, -1)",
+            ),
+            (
+                "return g_dx.reshape(x.shape), dweight, dbias",
+                "return g_dx.reshape(x.shape) * weight.reshape((1, -1) + (1,) * (x.ndim - 2)), dweight, dbias",
+            ),
+        ),
+        ["dx [", "AFTER the normalization's backward"],
+        "GN backward: weight applied after the group sums",
+    ),
+    m(
+        EX10,
+        "gnb-no-mean-terms",
+        (
+            "g_dx = g_inv_std * (\n        g_dx_hat\n        - g_dx_hat.mean(axis=2, keepdims=True)\n        - g_x_hat * (g_dx_hat * g_x_hat).mean(axis=2, keepdims=True)\n    )",
+            "g_dx = g_inv_std * g_dx_hat",
+        ),
+        ["dx [", "terms through the mean and the variance are missing"],
+        "backward: mean terms missing",
+    ),
+    m(
+        EX10,
+        "gnb-no-var",
+        ("        - g_x_hat * (g_dx_hat * g_x_hat).mean(axis=2, keepdims=True)\n", ""),
+        ["dx [", "term through the variance is missing"],
+        "missing branch through sigma2",
+    ),
+    m(
+        EX10,
+        "gnb-count-hw",
+        (
+            (
+                "- g_dx_hat.mean(axis=2, keepdims=True)",
+                "- g_dx_hat.sum(axis=2, keepdims=True) / np.prod(x.shape[2:])",
+            ),
+            (
+                "- g_x_hat * (g_dx_hat * g_x_hat).mean(axis=2, keepdims=True)",
+                "- g_x_hat * (g_dx_hat * g_x_hat).sum(axis=2, keepdims=True) / np.prod(x.shape[2:])",
+            ),
+        ),
+        ["dx [", "count of one channel"],
+        "GN backward: count of one channel",
+    ),
+    m(
+        EX10,
+        "gnb-dweight-per-group",
+        (
+            "dweight = (dy * g_x_hat.reshape(x.shape)).sum(axis=not_channels)",
+            "dweight = (dy.reshape(n, num_groups, -1) * g_x_hat).sum(axis=(0, 2))",
+        ),
+        ["dweight [float64 (3, 6, 4, 5), num_groups=2]", "summed per group"],
+        "dweight summed over the wrong axes",
+    ),
+    m(
+        EX10,
+        "gnb-dbias-batch-only",
+        ("dbias = dy.sum(axis=not_channels)", "dbias = dy.sum(axis=0)"),
+        ["dbias [", "has shape"],
+        "dbeta not summed",
+    ),
+    m(
+        EX10,
+        "gnb-torch",
+        (
+            "g_inv_std = 1.0 / np.sqrt(((g_x - g_mu) ** 2).mean(axis=2, keepdims=True) + eps)",
+            "g_inv_std = __import__('torch').rsqrt(__import__('torch').from_numpy(((g_x - g_mu) ** 2).mean(axis=2, keepdims=True) + eps)).numpy()",
         ),
         ["rules", "torch"],
         "uses torch via __import__ (rules)",

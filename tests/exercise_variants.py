@@ -10,7 +10,7 @@ folded ``a * x + b`` form, a dict as cache. Every grading cell must pass.
 
 from __future__ import annotations
 
-from exercise_mutants import EX1, EX2, EX3, EX4, EX5, EX6, EX7, EX8, Mutant
+from exercise_mutants import EX1, EX2, EX3, EX4, EX5, EX6, EX7, EX8, EX10, Mutant
 
 
 def v(exercise, name, edits):
@@ -23,6 +23,59 @@ EX6_FORWARD = """mu = x.mean(axis=(0, 2, 3), keepdims=True)
     var = ((x - mu) ** 2).mean(axis=(0, 2, 3), keepdims=True)
     x_hat = (x - mu) / np.sqrt(var + eps)
     return gamma.reshape(1, -1, 1, 1) * x_hat + beta.reshape(1, -1, 1, 1)"""
+
+EX10_LN_FORWARD = """axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    mu = x.mean(axis=axes, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)
+    out = (x - mu) / np.sqrt(var + eps)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out"""
+
+EX10_LN_BACKWARD = """axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    lead = tuple(range(x.ndim - len(normalized_shape)))
+    mu = x.mean(axis=axes, keepdims=True)
+    inv_std = 1.0 / np.sqrt(((x - mu) ** 2).mean(axis=axes, keepdims=True) + eps)
+    x_hat = (x - mu) * inv_std
+    dweight = (dy * x_hat).sum(axis=lead)
+    dbias = dy.sum(axis=lead)
+    dx_hat = dy * weight
+    dx = inv_std * (
+        dx_hat
+        - dx_hat.mean(axis=axes, keepdims=True)
+        - x_hat * (dx_hat * x_hat).mean(axis=axes, keepdims=True)
+    )
+    return dx, dweight, dbias"""
+
+EX10_GN_FORWARD = """n = x.shape[0]
+    groups = x.reshape(n, num_groups, -1)  # contiguous blocks of C // num_groups channels
+    mu = groups.mean(axis=2, keepdims=True)
+    var = ((groups - mu) ** 2).mean(axis=2, keepdims=True)
+    y = ((groups - mu) / np.sqrt(var + eps)).reshape(x.shape)
+    channel = (1, -1) + (1,) * (x.ndim - 2)  # (1, C, 1, 1) or (1, C, 1)
+    if weight is not None:
+        y = y * weight.reshape(channel)
+    if bias is not None:
+        y = y + bias.reshape(channel)
+    return y"""
+
+EX10_GN_BACKWARD = """n = x.shape[0]
+    not_channels = (0, *range(2, x.ndim))
+    g_x = x.reshape(n, num_groups, -1)
+    g_mu = g_x.mean(axis=2, keepdims=True)
+    g_inv_std = 1.0 / np.sqrt(((g_x - g_mu) ** 2).mean(axis=2, keepdims=True) + eps)
+    g_x_hat = (g_x - g_mu) * g_inv_std  # (N, G, K)
+    dweight = (dy * g_x_hat.reshape(x.shape)).sum(axis=not_channels)
+    dbias = dy.sum(axis=not_channels)
+    g_dx_hat = (dy * weight.reshape((1, -1) + (1,) * (x.ndim - 2))).reshape(n, num_groups, -1)
+    g_dx = g_inv_std * (
+        g_dx_hat
+        - g_dx_hat.mean(axis=2, keepdims=True)
+        - g_x_hat * (g_dx_hat * g_x_hat).mean(axis=2, keepdims=True)
+    )
+    return g_dx.reshape(x.shape), dweight, dbias"""
 
 EX6_BACKWARD_TAIL = """    return dx, dgamma, dbeta
 """
@@ -358,6 +411,112 @@ VARIANTS: list[Mutant] = [
             "x_hats = [(x - mean) * inv_std for x in shards]",
             "cache = {r: ((x.T - mean[:, None]) * inv_std[:, None]).T for r, x in enumerate(shards)}\n"
             "    x_hats = [cache[r] for r in range(len(shards))]",
+        ),
+    ),
+    # -- ex10 ---------------------------------------------------------------------------------------
+    v(
+        EX10,
+        "ln-helper-named-layer-norm-rows",
+        (
+            EX10_LN_FORWARD,
+            "def layer_norm_forward(rows):\n"
+            "        mean = rows.mean(axis=1, keepdims=True)\n"
+            "        return (rows - mean) / np.sqrt(rows.var(axis=1, keepdims=True) + eps)\n\n"
+            "    k = int(np.prod(normalized_shape))\n"
+            "    out = layer_norm_forward(x.reshape(-1, k)).reshape(x.shape)\n"
+            "    if weight is not None:\n        out = out * weight\n"
+            "    if bias is not None:\n        out = out + bias\n"
+            "    return out",
+        ),
+    ),
+    v(
+        EX10,
+        "ln-affine-form-in-place-safe",
+        (
+            EX10_LN_FORWARD,
+            "axes = tuple(range(-len(normalized_shape), 0))\n"
+            "    out = x.copy()\n"
+            "    mean = out.mean(axis=axes, keepdims=True)\n"
+            "    out -= mean\n"
+            "    scale = 1 / np.sqrt((out * out).mean(axis=axes, keepdims=True) + eps)\n"
+            "    a = scale if weight is None else scale * weight\n"
+            "    b = np.zeros((), x.dtype) if bias is None else bias\n"
+            "    return out * a + b",
+        ),
+    ),
+    v(
+        EX10,
+        "lnb-einsum",
+        (
+            EX10_LN_BACKWARD,
+            "k = int(np.prod(normalized_shape))\n"
+            "    xr, dyr = x.reshape(-1, k), dy.reshape(-1, k)\n"
+            "    mean = np.einsum('rk->r', xr)[:, None] / k\n"
+            "    xc = xr - mean\n"
+            "    inv = 1 / np.sqrt(np.einsum('rk,rk->r', xc, xc)[:, None] / k + eps)\n"
+            "    xh = xc * inv\n"
+            "    dweight = np.einsum('rk,rk->k', dyr, xh).reshape(normalized_shape)\n"
+            "    dbias = np.einsum('rk->k', dyr).reshape(normalized_shape)\n"
+            "    g = dyr * weight.reshape(1, k)\n"
+            "    dx = inv / k * (k * g - g.sum(axis=1, keepdims=True) - xh * np.einsum('rk,rk->r', g, xh)[:, None])\n"
+            "    return dx.reshape(x.shape), dweight, dbias",
+        ),
+    ),
+    v(
+        EX10,
+        "gn-loop-over-examples-and-groups",
+        (
+            EX10_GN_FORWARD,
+            "n, c = x.shape[:2]\n"
+            "    size = c // num_groups\n"
+            "    y = np.empty_like(x)\n"
+            "    for i in range(n):\n"
+            "        for g in range(num_groups):\n"
+            "            block = x[i, g * size : (g + 1) * size]\n"
+            "            mean = block.mean()\n"
+            "            y[i, g * size : (g + 1) * size] = (block - mean) / np.sqrt(((block - mean) ** 2).mean() + eps)\n"
+            "    for ch in range(c):\n"
+            "        if weight is not None:\n"
+            "            y[:, ch] = y[:, ch] * weight[ch]\n"
+            "        if bias is not None:\n"
+            "            y[:, ch] = y[:, ch] + bias[ch]\n"
+            "    return y",
+        ),
+    ),
+    v(
+        EX10,
+        "gn-float64-cast-back-transpose",
+        (
+            EX10_GN_FORWARD,
+            "x64 = x.astype(np.float64)\n"
+            "    n = x.shape[0]\n"
+            "    t = np.moveaxis(x64.reshape(n, num_groups, -1), 2, 0)  # (K, N, G)\n"
+            "    functional = (t - t.mean(axis=0)) / np.sqrt(t.var(axis=0) + eps)\n"
+            "    y = np.moveaxis(functional, 0, 2).reshape(x.shape)\n"
+            "    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)\n"
+            "    if weight is not None:\n        y = y * weight.astype(np.float64).reshape(shape)\n"
+            "    if bias is not None:\n        y = y + bias.astype(np.float64).reshape(shape)\n"
+            "    return y.astype(x.dtype)",
+        ),
+    ),
+    v(
+        EX10,
+        "gnb-helper-named-batch-norm-backward-sums",
+        (
+            EX10_GN_BACKWARD,
+            "n, c = x.shape[:2]\n"
+            "    w = weight.reshape((1, c) + (1,) * (x.ndim - 2))\n\n"
+            "    def batch_norm_backward(rows, drows):\n"
+            "        k = rows.shape[-1]\n"
+            "        inv = 1.0 / np.sqrt(rows.var(axis=-1, keepdims=True) + eps)\n"
+            "        xh = (rows - rows.mean(axis=-1, keepdims=True)) * inv\n"
+            "        s1 = drows.sum(axis=-1, keepdims=True)\n"
+            "        s2 = (drows * xh).sum(axis=-1, keepdims=True)\n"
+            "        return inv / k * (k * drows - s1 - xh * s2), xh\n\n"
+            "    dx, xh = batch_norm_backward(x.reshape(n, num_groups, -1), (dy * w).reshape(n, num_groups, -1))\n"
+            "    xh = xh.reshape(x.shape)\n"
+            "    others = tuple(a for a in range(x.ndim) if a != 1)\n"
+            "    return dx.reshape(x.shape), (dy * xh).sum(axis=others), dy.sum(axis=others)",
         ),
     ),
 ]

@@ -53,6 +53,7 @@ REQUIRED = [
     "ex06_spatial_batchnorm",
     "ex07_folding",
     "ex08_sync_batchnorm",
+    "ex10_layer_group_norm",
 ]
 
 

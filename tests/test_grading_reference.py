@@ -57,3 +57,51 @@ def test_two_pass_statistics_survive_a_large_offset_in_float32():
     mu, var = ref.stats(x)
     np.testing.assert_allclose(var, x.astype(np.float64).var(axis=0), rtol=1e-9)
     assert mu.dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    ("shape", "normalized_shape"),
+    [((5, 3), (3,)), ((2, 7, 4), (4,)), ((2, 3, 4, 5), (3, 4, 5)), ((3, 4, 5, 2), (5, 2))],
+)
+@pytest.mark.parametrize("eps", [1e-5, 0.05])
+def test_layer_norm_and_gradients_match_torch(shape, normalized_shape, eps):
+    rng = np.random.default_rng(sum(shape))
+    x = rng.normal(1.0, 2.0, size=shape)
+    w, b = rng.normal(size=normalized_shape), rng.normal(size=normalized_shape)
+    dy = rng.normal(size=shape)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.layer_norm(xt, normalized_shape, wt, bt, eps=eps)
+    y.backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(
+        ref.layer_norm(x, normalized_shape, w, b, eps), y.detach().numpy(), 1e-10, 1e-12
+    )
+    plain = F.layer_norm(torch.from_numpy(x), normalized_shape, eps=eps).numpy()
+    np.testing.assert_allclose(ref.layer_norm(x, normalized_shape, eps=eps), plain, 1e-10, 1e-12)
+    dx, dw, db = ref.layer_norm_grads(x, normalized_shape, w, dy, eps)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), 1e-8, 1e-10)
+    np.testing.assert_allclose(dw, wt.grad.numpy(), 1e-8, 1e-10)
+    np.testing.assert_allclose(db, bt.grad.numpy(), 1e-10, 1e-12)
+
+
+@pytest.mark.parametrize(
+    ("shape", "groups"),
+    [((3, 6, 4, 5), 2), ((3, 6, 4, 5), 1), ((3, 6, 4, 5), 6), ((2, 6, 7), 3), ((1, 4, 3), 2)],
+)
+@pytest.mark.parametrize("eps", [1e-5, 0.05])
+def test_group_norm_and_gradients_match_torch(shape, groups, eps):
+    rng = np.random.default_rng(sum(shape) + groups)
+    x = rng.normal(1.0, 2.0, size=shape)
+    c = shape[1]
+    w, b, dy = rng.normal(size=c), rng.normal(size=c), rng.normal(size=shape)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.group_norm(xt, groups, wt, bt, eps=eps)
+    y.backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(
+        ref.group_norm(x, groups, w, b, eps), y.detach().numpy(), 1e-10, 1e-12
+    )
+    plain = F.group_norm(torch.from_numpy(x), groups, eps=eps).numpy()
+    np.testing.assert_allclose(ref.group_norm(x, groups, eps=eps), plain, 1e-10, 1e-12)
+    dx, dw, db = ref.group_norm_grads(x, groups, w, dy, eps)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), 1e-8, 1e-10)
+    np.testing.assert_allclose(dw, wt.grad.numpy(), 1e-8, 1e-10)
+    np.testing.assert_allclose(db, bt.grad.numpy(), 1e-10, 1e-12)
