@@ -76,6 +76,27 @@ def _col(v: np.ndarray, ndim: int, near: np.ndarray | None = None) -> np.ndarray
     return placed
 
 
+# Blocks of about this many bytes per array along the batch axis: a chain of elementwise
+# operations on one block keeps its operands in the CPU's L2 cache (512 KiB per core on the
+# course's machine) instead of streaming the whole array from L3 or memory once per
+# operation (float32 multiply: 0.23 ns per element on a 128 KiB array, 0.41 on a 4 MiB one).
+# Used for (N, C, S) views only, one or a few examples per block: forward+backward at
+# (64, 64, 32, 32) took 5-14% less time. For (N, C) it gained nothing measurable (the
+# broadcast multiply costs as much in cache as from L3) and adds a Python loop, so the 2-D
+# path keeps whole-array operations.
+_BLOCK_BYTES = 128 * 1024
+
+
+def _row_blocks(a: np.ndarray) -> list[slice]:
+    """Slices of the batch axis of ``a``: blocks of about ``_BLOCK_BYTES`` for a (N, C, S)
+    view, the whole array for a (N, C) one."""
+    if a.ndim == 2:
+        return [slice(None)]
+    row = a.nbytes // max(a.shape[0], 1)
+    step = max(1, _BLOCK_BYTES // max(row, 1))
+    return [slice(i, i + step) for i in range(0, a.shape[0], step)]
+
+
 def _channel_sum(a: np.ndarray) -> np.ndarray:
     """Sum a (N, C) or (N, C, S) view over every axis but the channel axis, shape (C,)."""
     if a.ndim == 2:
@@ -183,18 +204,26 @@ def _train_forward(x, gamma, beta, eps, check_finite):
         raise_non_finite("input (its squared deviations)", var, x.shape)
     mean += delta
     inv_std = 1.0 / np.sqrt(var + x.dtype.type(eps))
-    # 3. normalize; xc's buffer becomes x_hat (no new temporary)
-    if np.any(np.abs(delta) * inv_std > _RECENTER_TOL[x.dtype]):
-        np.subtract(xc, _col(delta, nd, xc), out=xc)
-    x_hat = np.multiply(xc, _col(inv_std, nd, xc), out=xc)
-    # 4. scale and shift
+    # 3. normalize (xc's buffer becomes x_hat: no new temporary), 4. scale and shift; one
+    #    block of rows at a time, so that the block stays in cache through the whole chain
+    recenter = np.any(np.abs(delta) * inv_std > _RECENTER_TOL[x.dtype])
+    x_hat = xc
     out = np.empty(x_hat.shape, x.dtype)
-    if gamma is not None:
-        np.multiply(x_hat, _col(gamma, nd, out), out=out)
-    else:
-        out[...] = x_hat
-    if beta is not None:
-        np.add(out, _col(beta, nd, out), out=out)
+    d_ = _col(delta, nd, xc)
+    s_ = _col(inv_std, nd, xc)
+    g_ = None if gamma is None else _col(gamma, nd, out)
+    b_ = None if beta is None else _col(beta, nd, out)
+    for rows in _row_blocks(xc):
+        xh, o = x_hat[rows], out[rows]
+        if recenter:
+            np.subtract(xh, d_, out=xh)
+        np.multiply(xh, s_, out=xh)
+        if g_ is not None:
+            np.multiply(xh, g_, out=o)
+        else:
+            o[...] = xh
+        if b_ is not None:
+            np.add(o, b_, out=o)
     cache = BatchNormCache(
         x_hat=x_hat.reshape(x.shape),
         mean=mean,
@@ -569,12 +598,16 @@ def batch_norm_backward(grad_out, cache, *, check_finite=True):
     if not cache.training:
         dx = np.empty(dyv.shape, dt)
         return np.multiply(dyv, _col(k, nd, dx), out=dx).reshape(dy.shape), dgamma, dbeta
-    # dx = k * (dy - dbeta/m - x_hat * dgamma/m), in one buffer
+    # dx = k * (dy - dbeta/m - x_hat * dgamma/m), in one buffer, one block of rows at a time
+    # (the block stays in cache through the four operations)
     t = np.empty(dyv.shape, dt)
-    np.multiply(x_hat, _col(dgamma / m, nd, t), out=t)
-    np.subtract(dyv, t, out=t)
-    np.subtract(t, _col(dbeta / m, nd, t), out=t)
-    np.multiply(t, _col(k, nd, t), out=t)
+    a_, b_, k_ = _col(dgamma / m, nd, t), _col(dbeta / m, nd, t), _col(k, nd, t)
+    for rows in _row_blocks(t):
+        tb = t[rows]
+        np.multiply(x_hat[rows], a_, out=tb)
+        np.subtract(dyv[rows], tb, out=tb)
+        np.subtract(tb, b_, out=tb)
+        np.multiply(tb, k_, out=tb)
     return t.reshape(dy.shape), dgamma, dbeta
 
 

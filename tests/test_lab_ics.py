@@ -157,6 +157,17 @@ def test_select_members_keeps_the_chosen_members_of_every_array():
     np.testing.assert_array_equal(ics.select_members(hist, mask).train_loss, hist.train_loss[1:2])
 
 
+def test_select_members_of_a_run_without_training_set_evaluation():
+    from bn_core.lab import data, ensemble
+
+    d = data.digits(seed=0)
+    model = ensemble.EnsembleMLP(3, d.n_features, (8,), d.n_classes, init_std=0.1)
+    hist = ensemble.train_ensemble(model, d, steps=2, eval_every=1, eval_train=False)
+    sub = ics.select_members(hist, [1])
+    assert sub.train_acc is None and sub.train_loss is None
+    np.testing.assert_array_equal(sub.test_acc, hist.test_acc[[1]])
+
+
 def test_docstring_examples_of_ics_run():
     import doctest
 

@@ -448,10 +448,12 @@ def train_ensemble(
         pos += batch_size
         losses = _per_member_loss(model(x_train[idx]), y_train[idx])
         alive &= torch.isfinite(losses).detach()
-        if alive.any():
+        all_alive = bool(alive.all())
+        if all_alive or alive.any():
             for p in params:
                 p.grad = None
-            losses[alive].sum().backward()
+            # the same sum when every member is alive, without the boolean-index copy
+            (losses if all_alive else losses[alive]).sum().backward()
             if on_step is not None:
                 for key, value in (on_step(model, step) or {}).items():
                     per_step[key].append(np.asarray(value))
@@ -459,7 +461,8 @@ def train_ensemble(
                 scale = (lr_t * alive).to(params[0].dtype)
                 for p in params:
                     if p.grad is not None:
-                        grad = torch.nan_to_num(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
+                        # in place: the gradient is not used after the step
+                        grad = p.grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
                         p.sub_(scale.view(-1, *[1] * (p.dim() - 1)) * grad)
         if step % eval_every == 0 or step == steps:
             do_eval(step)

@@ -365,7 +365,8 @@ def select_members(history: History, members: Sequence[int] | np.ndarray) -> His
     Returns
     -------
     History
-        Same steps; every per-member array indexed by ``members``.
+        Same steps; every per-member array indexed by ``members`` (a field that is None, such
+        as ``train_acc`` of a run with ``eval_train=False``, stays None).
 
     Examples
     --------
@@ -377,12 +378,16 @@ def select_members(history: History, members: Sequence[int] | np.ndarray) -> His
     ([[4, 5], [0, 1]], [False, False])
     """
     idx = np.asarray(members)
+
+    def pick(values):  # None when the run did not record it (eval_train=False)
+        return None if values is None else values[idx]
+
     return replace(
         history,
-        train_loss=history.train_loss[idx],
-        test_loss=history.test_loss[idx],
-        test_acc=history.test_acc[idx],
-        train_acc=history.train_acc[idx],
+        train_loss=pick(history.train_loss),
+        test_loss=pick(history.test_loss),
+        test_acc=pick(history.test_acc),
+        train_acc=pick(history.train_acc),
         records={key: value[idx] for key, value in history.records.items()},
         step_records={key: value[idx] for key, value in history.step_records.items()},
         diverged=np.asarray(history.diverged)[idx],
