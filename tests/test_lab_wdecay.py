@@ -192,6 +192,10 @@ def test_dropout_before_bn_shifts_variance_and_recalibration_removes_it():
     assert abs(shift[0, 1] - 1) < 0.2
     # p = 0.5 before layer 1's BN: the recorded variance is well above the inference variance
     assert shift[1, 1] > 1.3
+    # and close to what the second moments of the dropped activations predict
+    pred = wdecay.predicted_variance_shift(model, data.x_train, [0.0, 0.5], layer=1)
+    assert pred[0] == 1.0
+    assert pred[1] == pytest.approx(shift[1, 1], rel=0.15)
     hook = model.post_norm
     wdecay.recalibrate(model, data.x_train, batch_size=data.x_train.shape[0])
     assert model.post_norm is hook and model.momentum == 0.1 and model.training
@@ -225,5 +229,7 @@ def test_bad_arguments():
         wdecay.WeightDecay(2, -0.1)
     with pytest.raises(ValueError, match="norm='batch'"):
         wdecay.variance_shift(_model(norm="layer"), np.zeros((4, 12), np.float32))
+    with pytest.raises(ValueError, match="layer must be between 1"):
+        wdecay.predicted_variance_shift(_model(), np.zeros((4, 12), np.float32), 0.5, layer=0)
     with pytest.raises(ValueError, match="fewer than one batch"):
         wdecay.recalibrate(_model(), np.zeros((4, 12), np.float32), batch_size=8)

@@ -29,6 +29,7 @@ __all__ = [
     "WeightDecay",
     "decay_groups",
     "equilibrium_ratio",
+    "predicted_variance_shift",
     "recalibrate",
     "update_ratio",
     "variance_shift",
@@ -240,6 +241,47 @@ def variance_shift(model: EnsembleMLP, x: np.ndarray) -> np.ndarray:
         (getattr(model, f"running_var{i}").squeeze(1) / v).mean(1) for i, v in enumerate(eval_var)
     ]
     return torch.stack(ratios, dim=1).numpy()
+
+
+@torch.no_grad()
+def predicted_variance_shift(model: EnsembleMLP, x: np.ndarray, p, layer: int) -> np.ndarray:
+    """The variance shift that inverted dropout on its input should cause in BN layer ``layer``.
+
+    Dropout keeps each input ``h_k`` with probability ``1 - p`` and scales it by ``1 / (1 - p)``:
+    its mean is kept, its second moment grows to ``E[h_k^2] / (1 - p)``. For the BN input
+    ``z_j = sum_k W_kj h_k`` (independent masks) the variance in training is then the inference
+    variance plus ``p / (1 - p) * sum_k W_kj^2 E[h_k^2]``. Evaluated with the inference-mode
+    activations over ``x`` (Li et al. 2019 derive the same for one unit).
+
+    Parameters
+    ----------
+    model : EnsembleMLP
+    x : ndarray of shape (n, in)
+    p : float or array of shape (S,)
+        Drop rate on the output of hidden layer ``layer - 1``, per member.
+    layer : int
+        Index (>= 1) of the hidden layer whose BN receives the dropped activations.
+
+    Returns
+    -------
+    ndarray of shape (S,)
+        Predicted ``running_var / inference_var``, averaged over the layer's units, comparable
+        with column ``layer`` of :func:`variance_shift`.
+    """
+    if not 1 <= layer < model.n_hidden:
+        raise ValueError(f"layer must be between 1 and {model.n_hidden - 1}, got {layer}")
+    was_training, was_record = model.training, model.record
+    model.eval()
+    model.record = True
+    model(torch.from_numpy(x))
+    h, z = model.activations[layer - 1], model.linear_outputs[layer]
+    model.train(was_training)
+    model.record = was_record
+    p = torch.as_tensor(np.broadcast_to(np.asarray(p, np.float32), model.n_models).copy())
+    second = h.square().mean(dim=1)  # (S, in): E[h_k^2]
+    extra = torch.einsum("sk,skj->sj", second, model.weights[layer].square())
+    ratio = 1 + (p / (1 - p)).view(-1, 1) * extra / z.var(dim=1)
+    return ratio.mean(1).numpy()
 
 
 @torch.no_grad()
