@@ -232,7 +232,7 @@ def variance_shift(model: EnsembleMLP, x: np.ndarray) -> np.ndarray:
         For each member and BN layer, the mean over units of ``running_var / inference_var``,
         the inference variance measured on ``x`` in eval mode (dropout off, running statistics).
         1 means no shift; above 1 the layer divides by too large a standard deviation at
-        inference and shrinks its output. (Li et al. 2019 report the inverse ratio.)
+        inference and shrinks its output. (The inverse, inference over training, is also used.)
     """
     if model.norm != "batch":
         raise ValueError(f"variance_shift needs a model with norm='batch', got {model.norm!r}")
@@ -251,7 +251,8 @@ def predicted_variance_shift(model: EnsembleMLP, x: np.ndarray, p, layer: int) -
     its mean is kept, its second moment grows to ``E[h_k^2] / (1 - p)``. For the BN input
     ``z_j = sum_k W_kj h_k`` (independent masks) the variance in training is then the inference
     variance plus ``p / (1 - p) * sum_k W_kj^2 E[h_k^2]``. Evaluated with the inference-mode
-    activations over ``x`` (Li et al. 2019 derive the same for one unit).
+    activations over ``x``: the argument of Li et al. (2019), per unit, with the network's own
+    weights and activations.
 
     Parameters
     ----------
