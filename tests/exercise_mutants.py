@@ -39,6 +39,7 @@ def m(exercise, name, edits, expect, mistake=""):
 EX1, EX2, EX3 = "ex01_batch_statistics", "ex02_scale_shift_identity", "ex03_running_stats_inference"
 EX4, EX5, EX6 = "ex04_backward_graph", "ex05_backward_closed_form", "ex06_spatial_batchnorm"
 EX7, EX8 = "ex07_folding", "ex08_sync_batchnorm"
+EX9 = "ex09_freeze_batchnorm"
 
 MUTANTS: list[Mutant] = [
     # -- ex01: batch statistics and the training forward pass ---------------------------------
@@ -1245,6 +1246,137 @@ MUTANTS: list[Mutant] = [
         ),
         ["rules", "torch"],
         "uses torch via __import__ (rules)",
+    ),
+]
+
+# -- ex09: freezing batch normalization (torch) ----------------------------------------------------
+E9_RG = "module.requires_grad_(False)  # gamma, beta: no gradient, so no update at all"
+E9_EV = "module.eval()  # normalize with the running statistics and keep them"
+E9_TR = "module.train = types.MethodType(stay_in_eval, module)  # survive model.train()"
+E9_IS = "isinstance(module, nn.modules.batchnorm._BatchNorm)"
+E9_SWAP = """    class Frozen(nn.Module):
+        # a hand-written frozen layer: gamma, beta and the statistics as buffers
+        def __init__(self, bn):
+            super().__init__()
+            self.eps = bn.eps
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                self.register_buffer(name, getattr(bn, name).detach().clone())
+
+        def forward(self, x):
+            shape = (1, -1) + (1,) * (x.dim() - 2)
+            scale = self.weight / torch.sqrt(self.running_var + self.eps)
+            shift = self.bias - self.running_mean * scale
+            return x * scale.reshape(shape) + shift.reshape(shape)
+
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                setattr(parent, name, Frozen(child))
+    return model
+    for module in model.modules():"""
+
+MUTANTS += [
+    m(
+        EX9,
+        "requires-grad-only",
+        ((E9_EV, "pass"), (E9_TR, "pass")),
+        ["running_mean and running_var", "requires_grad_(False) freezes gamma and beta, not"],
+        "frozen: requires_grad=False alone",
+    ),
+    m(
+        EX9,
+        "eval-undone-by-train",
+        (E9_TR, "pass"),
+        ["running_mean and running_var", "undone by the next model.train()"],
+        "frozen: eval() undone by model.train()",
+    ),
+    m(
+        EX9,
+        "requires-grad-kept",
+        (E9_RG, "pass"),
+        ["gamma (weight) and beta (bias)", "requires_grad is still True", "weight decay"],
+        "frozen: gamma and beta still trained",
+    ),
+    m(
+        EX9,
+        "momentum-zero",
+        ((E9_EV, "module.momentum = 0.0"), (E9_TR, "pass")),
+        ["num_batches_tracked", "momentum=0"],
+        "frozen: momentum=0 hack",
+    ),
+    m(
+        EX9,
+        "track-running-stats-off",
+        ((E9_EV, "module.track_running_stats = False"), (E9_TR, "pass")),
+        ["outputs of model(x) in training mode", "in training mode"],
+        "frozen: track_running_stats switched off",
+    ),
+    m(
+        EX9,
+        "freeze-everything",
+        ("    return model\n", "    model.requires_grad_(False)\n    return model\n"),
+        ["the other layers' parameters are trained", "did not change"],
+        "frozen: every parameter frozen",
+    ),
+    m(
+        EX9,
+        "only-batchnorm2d",
+        (E9_IS, "isinstance(module, nn.BatchNorm2d)"),
+        ["running_mean and running_var", "BatchNorm1d", "_BatchNorm"],
+        "frozen: only BatchNorm2d",
+    ),
+    m(
+        EX9,
+        "misses-sync-and-3d",
+        (E9_IS, "isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d))"),
+        ["running_mean and running_var", "SyncBatchNorm", "_BatchNorm"],
+        "frozen: BatchNorm3d and SyncBatchNorm missed",
+    ),
+    m(
+        EX9,
+        "no-return",
+        ("    return model\n", "\n"),
+        ["returns the model", "returned None"],
+        "frozen: model not returned",
+    ),
+    m(
+        EX9,
+        "swap-drops-keys",
+        ("    for module in model.modules():", E9_SWAP),
+        ["state_dict keys", "num_batches_tracked"],
+        "frozen: in-place swap breaks the state_dict keys",
+    ),
+    m(
+        EX9,
+        "whole-model-eval",
+        (
+            (E9_EV, "pass"),
+            (E9_TR, "pass"),
+            (
+                "    return model\n",
+                "    model.eval()\n    model.train = lambda mode=True: model\n    return model\n",
+            ),
+        ),
+        ["outputs of model(x) in training mode", "Dropout"],
+        "frozen: the whole model kept in eval mode",
+    ),
+    m(
+        EX9,
+        "gradient-stopped",
+        (E9_RG, E9_RG + "\n            module.register_forward_hook(lambda m, i, o: o.detach())"),
+        ["the other layers' parameters are trained", "no gradient reached them"],
+        "frozen: gradient stopped at the frozen layer",
+    ),
+    m(
+        EX9,
+        "bn-core-freeze",
+        (
+            "    for module in model.modules():",
+            "    model = __import__('bn_core.torch_bridge', fromlist=['x']).freeze_batchnorm(model)\n"
+            "    for module in model.modules():",
+        ),
+        ["rules", "bn_core"],
+        "uses bn_core's freeze_batchnorm (rules)",
     ),
 ]
 

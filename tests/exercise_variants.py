@@ -10,7 +10,21 @@ folded ``a * x + b`` form, a dict as cache. Every grading cell must pass.
 
 from __future__ import annotations
 
-from exercise_mutants import EX1, EX2, EX3, EX4, EX5, EX6, EX7, EX8, Mutant
+from exercise_mutants import (
+    E9_IS,
+    E9_RG,
+    E9_TR,
+    EX1,
+    EX2,
+    EX3,
+    EX4,
+    EX5,
+    EX6,
+    EX7,
+    EX8,
+    EX9,
+    Mutant,
+)
 
 
 def v(exercise, name, edits):
@@ -359,6 +373,98 @@ VARIANTS: list[Mutant] = [
             "cache = {r: ((x.T - mean[:, None]) * inv_std[:, None]).T for r, x in enumerate(shards)}\n"
             "    x_hats = [cache[r] for r in range(len(shards))]",
         ),
+    ),
+]
+
+# -- ex09: freezing batch normalization (torch) -------------------------------------------------------
+E9_HANDWRITTEN = """    class FrozenBN(nn.Module):
+        # a hand-written replacement with exactly BN's parameters and buffers (as buffers)
+        def __init__(self, bn):
+            super().__init__()
+            self.bn_eps, self.track = bn.eps, bn.running_mean is not None
+            for name, value in list(bn.named_parameters()) + list(bn.named_buffers()):
+                self.register_buffer(name, value.detach().clone())
+
+        def forward(self, x):
+            if not self.track:  # no statistics: batch statistics, as in eval mode
+                return nn.functional.batch_norm(
+                    x, None, None, getattr(self, "weight", None), getattr(self, "bias", None),
+                    True, 0.0, self.bn_eps,
+                )
+            return nn.functional.batch_norm(
+                x, self.running_mean, self.running_var, getattr(self, "weight", None),
+                getattr(self, "bias", None), False, 0.0, self.bn_eps,
+            )
+
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                setattr(parent, name, FrozenBN(child))
+    return model
+    for module in model.modules():"""
+
+VARIANTS += [
+    v(
+        EX9,
+        "pre-hook-eval",
+        (
+            E9_TR,
+            "module.register_forward_pre_hook(lambda layer, inputs: setattr(layer, 'training', False))",
+        ),
+    ),
+    v(
+        EX9,
+        "class-swap",
+        (
+            E9_TR,
+            "module.__class__ = type('Frozen' + type(module).__name__, (type(module),), "
+            "{'train': stay_in_eval})",
+        ),
+    ),
+    v(
+        EX9,
+        "helper-named-freeze-batchnorm-tuple-loop",
+        (
+            (
+                E9_IS,
+                "isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, "
+                "nn.SyncBatchNorm))",
+            ),
+            (
+                E9_RG,
+                "for p in module.parameters():\n                p.requires_grad = False",
+            ),
+            ("    return model\n", "    return freeze_batchnorm(model)\n"),
+            (
+                "    def stay_in_eval(",
+                "    def freeze_batchnorm(m):  # a helper of one's own, a book name\n"
+                "        return m\n\n    def stay_in_eval(",
+            ),
+        ),
+    ),
+    v(
+        EX9,
+        "model-level-train-override",
+        (
+            (E9_TR, "pass"),
+            (
+                "    return model\n",
+                "    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]\n"
+                "    plain_train = model.train\n\n"
+                "    def train(mode=True):\n"
+                "        plain_train(mode)\n"
+                "        for bn in bns:\n"
+                "            bn.eval()\n"
+                "        return model\n\n"
+                "    model.train = train\n"
+                "    return model\n",
+            ),
+        ),
+    ),
+    v(
+        EX9,
+        "handwritten-replacement-same-keys",
+        ("    for module in model.modules():", E9_HANDWRITTEN),
     ),
 ]
 

@@ -53,6 +53,7 @@ REQUIRED = [
     "ex06_spatial_batchnorm",
     "ex07_folding",
     "ex08_sync_batchnorm",
+    "ex09_freeze_batchnorm",
 ]
 
 
@@ -393,6 +394,14 @@ class TestCatalogue:
             "sync: local N in the backward",
             "sync: synchronizing in eval",
             "sync: sum-of-squares merge",
+            "frozen: requires_grad=False alone",
+            "frozen: eval() undone by model.train()",
+            "frozen: momentum=0 hack",
+            "frozen: every parameter frozen",
+            "frozen: only BatchNorm2d",
+            "frozen: BatchNorm3d and SyncBatchNorm missed",
+            "frozen: model not returned",
+            "frozen: in-place swap breaks the state_dict keys",
         ]:
             assert required in mistakes, required
 
