@@ -14,6 +14,8 @@ from exercise_mutants import (
     E9_IS,
     E9_RG,
     E9_TR,
+    E11_MS,
+    E11_MS0,
     EX1,
     EX2,
     EX3,
@@ -23,6 +25,7 @@ from exercise_mutants import (
     EX7,
     EX8,
     EX9,
+    EX11,
     Mutant,
 )
 
@@ -465,6 +468,68 @@ VARIANTS += [
         EX9,
         "handwritten-replacement-same-keys",
         ("    for module in model.modules():", E9_HANDWRITTEN),
+    ),
+]
+
+# -- ex11: residual block ---------------------------------------------------------------------------
+VARIANTS += [
+    v(
+        EX11,
+        "helper-named-batch-norm-einsum",
+        (
+            (
+                'h1, m1, v1 = bn(x @ p["W1"], 1)',
+                "h1, m1, v1 = batch_norm(np.einsum('nd,de->ne', x, p[\"W1\"]), 1)",
+            ),
+            (
+                "    def bn(h, k):",
+                "    def batch_norm(h, k):  # the book's name, numpy inside\n        return bn(h, k)\n\n    def bn(h, k):",
+            ),
+        ),
+    ),
+    v(
+        EX11,
+        "stream-loop-mean-square",
+        (
+            (E11_MS0, "out = [sum(float(v) ** 2 for v in h.ravel()) / h.size]"),
+            (E11_MS, "out.append(sum(float(v) ** 2 for v in h.ravel()) / h.size)"),
+        ),
+    ),
+    v(
+        EX11,
+        "float64-then-cast-back",
+        (
+            (
+                "    n = x.shape[0]\n",
+                "    dtype = x.dtype\n    x = x.astype(np.float64)\n    p = {k: v.astype(np.float64) for k, v in p.items()}\n    n = x.shape[0]\n",
+            ),
+            (
+                "    return y, running\n",
+                "    return y.astype(dtype), {k: v.astype(dtype) for k, v in running.items()}\n",
+            ),
+        ),
+    ),
+    v(
+        EX11,
+        "init-dict-comprehension",
+        (
+            "ones, zeros = np.ones(d, dtype=W1.dtype), np.zeros(d, dtype=W1.dtype)",
+            "ones, zeros = np.ones(d, dtype=W1.dtype), np.zeros(d, dtype=W1.dtype)\n"
+            "    p = {f\"{name}{k}\": (zeros if name in ('beta', 'running_mean') else ones).copy()\n"
+            "         for name in ('gamma', 'beta', 'running_mean', 'running_var') for k in (1, 2)}\n"
+            "    if zero_init_last_gamma:\n"
+            "        p['gamma2'] = np.zeros_like(p['gamma2'])\n"
+            "    return {'W1': W1, 'W2': W2, **p}",
+        ),
+    ),
+    v(
+        EX11,
+        "stream-transpose-written-out",
+        (
+            "h, _ = block_forward(h, init_block(W1, W2, zero_init_last_gamma), block, eps=eps)",
+            "y, _unused = block_forward(h.T.copy().T, init_block(W1, W2, zero_init_last_gamma), block=block, momentum=0.5, eps=eps)\n"
+            "            h = y",
+        ),
     ),
 ]
 

@@ -54,6 +54,7 @@ REQUIRED = [
     "ex07_folding",
     "ex08_sync_batchnorm",
     "ex09_freeze_batchnorm",
+    "ex11_residual_block",
 ]
 
 
@@ -402,6 +403,11 @@ class TestCatalogue:
             "frozen: BatchNorm3d and SyncBatchNorm missed",
             "frozen: model not returned",
             "frozen: in-place swap breaks the state_dict keys",
+            "residual: BN after the addition",
+            "residual: zero-init gamma on the wrong BN",
+            "residual: skip connection forgotten",
+            "residual: ReLU after the addition in a pre-activation block",
+            "residual: variance over the wrong axis",
         ]:
             assert required in mistakes, required
 
