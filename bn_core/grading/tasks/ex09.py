@@ -34,7 +34,6 @@ from ..rules import CallWatch
 from ..safe_call import CallFailed, CallTimeout, time_limit
 from ._common import check_value
 
-RULE_CHECK = _("rules: no bn_core while your code runs")
 STEPS = 3
 LR, MOMENTUM, WEIGHT_DECAY = 0.05, 0.9, 0.01
 
@@ -167,23 +166,27 @@ def _volume(dtype):
     return net.to(dtype), (5, 2, 3, 4, 6), 2
 
 
-NETWORKS = {
-    "cnn": (_cnn, "Conv2d -> BatchNorm2d (nested Sequential)"),
-    "mlp": (_mlp, "Linear -> BatchNorm1d (nested Sequential)"),
-    "custom": (
-        _custom,
-        "a custom Module: BatchNorm1d(affine=False) in a ModuleList of blocks, SyncBatchNorm, "
-        "BatchNorm1d(track_running_stats=False), Dropout",
-    ),
-    "volume": (_volume, "Conv3d -> BatchNorm3d, Conv1d -> BatchNorm1d"),
-}
+NETWORKS = {"cnn": _cnn, "mlp": _mlp, "custom": _custom, "volume": _volume}
+
+
+def _describe(name: str) -> str:
+    """The network, as a failure message shows it (translated when called)."""
+    return {
+        "cnn": _("Conv2d -> BatchNorm2d, twice (nested Sequential), then Linear"),
+        "mlp": _("Linear -> BatchNorm1d, twice (nested Sequential), then Linear"),
+        "custom": _(
+            "a custom Module: BatchNorm1d(affine=False) and BatchNorm1d(eps=1e-3) in a ModuleList "
+            "of blocks, SyncBatchNorm, BatchNorm1d(track_running_stats=False), Dropout"
+        ),
+        "volume": _("Conv3d -> BatchNorm3d, Conv1d -> BatchNorm1d on (N, C, L), then Linear"),
+    }[name]
 
 
 def _pretrained(name: str, dtype, seed: int):
     """A network with random weights and 'pretrained' BN state (gamma, beta, statistics, count)."""
     import torch
 
-    build, _what = NETWORKS[name]
+    build = NETWORKS[name]
     torch.manual_seed(seed)
     net, in_shape, classes = build(dtype)
     gen = torch.Generator().manual_seed(seed + 1)
@@ -263,9 +266,10 @@ class _Runner:
         return value
 
     def check_rules(self) -> None:
+        rule = _("rules: no bn_core while your code runs")
         if self.violations:
             self.grader.check_true(
-                RULE_CHECK,
+                rule,
                 False,
                 _(
                     "your code called {calls} while it ran. torch is yours to use here, but "
@@ -276,12 +280,12 @@ class _Runner:
             )
         elif self.returned == 0:
             self.grader.check_true(
-                RULE_CHECK,
+                rule,
                 False,
                 _("not checked, because your function never returned normally in this cell."),
             )
         else:
-            self.grader.check_true(RULE_CHECK, True, "")
+            self.grader.check_true(rule, True, "")
 
 
 # -- one network, frozen, trained, compared -------------------------------------------------------
@@ -404,7 +408,7 @@ def _grade_network(grader: Grader, run: _Runner, freeze_bn, name: str, dtype, se
     net, xs, targets = _pretrained(name, dtype, seed)
     paths = _bn_paths(net)
     original = _state(net)
-    what = NETWORKS[name][1]
+    what = _describe(name)
     tag = f"[{name}, {np_dtype.name}]"
     shown = _(
         "the network: {what}, built at grading time (seed {seed}) with 'pretrained' BN state "
@@ -589,8 +593,8 @@ def _grade_network(grader: Grader, run: _Runner, freeze_bn, name: str, dtype, se
     else:
         hint = _(
             "a frozen BN layer computes what it computes in eval mode, gamma * (x - "
-            "running_mean) / sqrt(running_var + eps) + beta with its own eps (one layer here has "
-            "eps=0.001), and passes the gradient on to the layers before it."
+            "running_mean) / sqrt(running_var + eps) + beta with the layer's own eps (some layers "
+            "here have an eps other than 1e-5), and passes the gradient on to the layers before it."
         )
     for k in range(STEPS):
         check_value(

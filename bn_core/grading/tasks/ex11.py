@@ -200,22 +200,25 @@ FORWARD_CASES = [
     ((11, 3), F32, "pre", {"eps": 1e-3, "momentum": 0.25}),
 ]
 
-NAMED = {
-    "bn-after-add": _("BN2 is applied after the addition, to x + branch: the skip must carry x "
-                      "itself, and BN2 normalizes the branch only (post: relu(x + BN2(...)))"),
-    "no-skip": _("the skip connection is missing: the block returns f(x) (or relu(f(x))), "
-                 "not x + f(x)"),
-    "relu-after-add": _("a ReLU follows the addition in the pre-activation block; in a "
-                        "pre-activation block the stream is never rectified: y = x + f(x)"),
-    "eval": _("BN uses running_mean and running_var (eval-mode statistics); in training mode "
-              "it normalizes with the batch's mean and biased variance"),
-    "unbiased": _("you normalize with the unbiased variance (ddof=1); BN normalizes with the "
-                  "biased one and stores the unbiased one in running_var"),
-    "eps": _("you ignore the eps argument and always use 1e-5"),
-    "other-block": _("you compute the other kind of block (check the `block` argument: 'post' "
-                     "is relu(x + BN2(relu(BN1(x @ W1)) @ W2)), 'pre' is "
-                     "x + relu(BN2(relu(BN1(x)) @ W1)) @ W2)"),
-}  # fmt: skip
+
+def _named() -> dict[str, str]:
+    """The named mistakes of a block (translated when called, not at import)."""
+    return {
+        "bn-after-add": _("BN2 is applied after the addition, to x + branch: the skip must carry x "
+                          "itself, and BN2 normalizes the branch only (post: relu(x + BN2(...)))"),
+        "no-skip": _("the skip connection is missing: the block returns f(x) (or relu(f(x))), "
+                     "not x + f(x)"),
+        "relu-after-add": _("a ReLU follows the addition in the pre-activation block; in a "
+                            "pre-activation block the stream is never rectified: y = x + f(x)"),
+        "eval": _("BN uses running_mean and running_var (eval-mode statistics); in training mode "
+                  "it normalizes with the batch's mean and biased variance"),
+        "unbiased": _("you normalize with the unbiased variance (ddof=1); BN normalizes with the "
+                      "biased one and stores the unbiased one in running_var"),
+        "eps": _("you ignore the eps argument and always use 1e-5"),
+        "other-block": _("you compute the other kind of block (check the `block` argument: 'post' "
+                         "is relu(x + BN2(relu(BN1(x @ W1)) @ W2)), 'pre' is "
+                         "x + relu(BN2(relu(BN1(x)) @ W1)) @ W2)"),
+    }  # fmt: skip
 
 
 def check_forward(grader: Grader, block_forward) -> None:
@@ -230,7 +233,7 @@ def check_forward(grader: Grader, block_forward) -> None:
         shown = d.show(x=x, **p) + f" block={block!r}" + (f", {kw}." if kw else ".")
         exp_y, exp_r = _block(x, p, block, m, e)
         mistakes = {}
-        for key, text in NAMED.items():
+        for key, text in _named().items():
             if key == "relu-after-add" and block == "post":
                 continue
             if key == "eps" and "eps" not in kw:
@@ -300,21 +303,25 @@ STREAM_CASES = [
     ((24, 9), 4, F64, "post", False, False, None),
 ]
 
-STREAM_NAMED = {
-    "var": _("you compute the variance (the mean removed); chapter 11 tracks the mean square "
-             "E[x^2] over examples and units, which the stream's mean counts in"),
-    "var-axis1": _("you compute each example's variance over the units (axis=1), then average; "
-                   "the quantity is the mean square over examples and units"),
-    "var-axis0": _("you compute each unit's variance over the batch (axis=0), then average; the "
-                   "quantity is the mean square, mean removed nowhere"),
-    "eval": _("the blocks' BN uses the running statistics (eval mode, 0 and 1 at init); at "
-              "initialization the network is in training mode: BN uses the batch's statistics"),
-    "gamma1": _("zero_init_last_gamma zeroes the FIRST BN's gamma; it is the LAST BN's (BN2)"),
-    "no-skip": NAMED["no-skip"],
-    "relu-after-add": NAMED["relu-after-add"],
-    "bn-after-add": NAMED["bn-after-add"],
-    "other-block": NAMED["other-block"],
-}  # fmt: skip
+
+def _stream_named() -> dict[str, str]:
+    """The named mistakes of the stream measurement (translated when called)."""
+    named = _named()
+    return {
+        "var": _("you compute the variance (the mean removed); chapter 11 tracks the mean square "
+                 "E[x^2] over examples and units, which the stream's mean counts in"),
+        "var-axis1": _("you compute each example's variance over the units (axis=1), then average; "
+                       "the quantity is the mean square over examples and units"),
+        "var-axis0": _("you compute each unit's variance over the batch (axis=0), then average; the "
+                       "quantity is the mean square, mean removed nowhere"),
+        "eval": _("the blocks' BN uses the running statistics (eval mode, 0 and 1 at init); at "
+                  "initialization the network is in training mode: BN uses the batch's statistics"),
+        "gamma1": _("zero_init_last_gamma zeroes the FIRST BN's gamma; it is the LAST BN's (BN2)"),
+        "no-skip": named["no-skip"],
+        "relu-after-add": named["relu-after-add"],
+        "bn-after-add": named["bn-after-add"],
+        "other-block": named["other-block"],
+    }  # fmt: skip
 
 
 def check_stream(grader: Grader, stream_mean_squares) -> None:
@@ -346,7 +353,7 @@ def check_stream(grader: Grader, stream_mean_squares) -> None:
             shown += _(" All arrays are float32.")
         expected = _stream(x, weights, block, norm, zero, e)
         mistakes = {text: _stream(x, weights, block, norm, zero, e, mistake=key)
-                    for key, text in STREAM_NAMED.items()
+                    for key, text in _stream_named().items()
                     if (norm or key in ("var", "var-axis1", "var-axis0", "other-block"))
                     and not (key == "relu-after-add" and block == "post")
                     and not (key == "gamma1" and not zero)}  # fmt: skip
