@@ -38,8 +38,8 @@ def m(exercise, name, edits, expect, mistake=""):
 
 EX1, EX2, EX3 = "ex01_batch_statistics", "ex02_scale_shift_identity", "ex03_running_stats_inference"
 EX4, EX5, EX6 = "ex04_backward_graph", "ex05_backward_closed_form", "ex06_spatial_batchnorm"
-EX7, EX8 = "ex07_folding", "ex08_sync_batchnorm"
-EX10 = "ex10_layer_group_norm"
+EX7, EX8, EX9 = "ex07_folding", "ex08_sync_batchnorm", "ex09_freeze_batchnorm"
+EX10, EX11 = "ex10_layer_group_norm", "ex11_residual_block"
 
 MUTANTS: list[Mutant] = [
     # -- ex01: batch statistics and the training forward pass ---------------------------------
@@ -1653,6 +1653,319 @@ MUTANTS: list[Mutant] = [
         (
             "g_inv_std = 1.0 / np.sqrt(((g_x - g_mu) ** 2).mean(axis=2, keepdims=True) + eps)",
             "g_inv_std = __import__('torch').rsqrt(__import__('torch').from_numpy(((g_x - g_mu) ** 2).mean(axis=2, keepdims=True) + eps)).numpy()",
+        ),
+        ["rules", "torch"],
+        "uses torch via __import__ (rules)",
+    ),
+]
+
+# -- ex09: freezing batch normalization (torch) ----------------------------------------------------
+E9_RG = "module.requires_grad_(False)  # gamma, beta: no gradient, so no update at all"
+E9_EV = "module.eval()  # normalize with the running statistics and keep them"
+E9_TR = "module.train = types.MethodType(stay_in_eval, module)  # survive model.train()"
+E9_IS = "isinstance(module, nn.modules.batchnorm._BatchNorm)"
+E9_SWAP = """    class Frozen(nn.Module):
+        # a hand-written frozen layer: gamma, beta and the statistics as buffers
+        def __init__(self, bn):
+            super().__init__()
+            self.eps = bn.eps
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                self.register_buffer(name, getattr(bn, name).detach().clone())
+
+        def forward(self, x):
+            shape = (1, -1) + (1,) * (x.dim() - 2)
+            scale = self.weight / torch.sqrt(self.running_var + self.eps)
+            shift = self.bias - self.running_mean * scale
+            return x * scale.reshape(shape) + shift.reshape(shape)
+
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                setattr(parent, name, Frozen(child))
+    return model
+    for module in model.modules():"""
+
+MUTANTS += [
+    m(
+        EX9,
+        "requires-grad-only",
+        ((E9_EV, "pass"), (E9_TR, "pass")),
+        ["running_mean and running_var", "requires_grad_(False) freezes gamma and beta, not"],
+        "frozen: requires_grad=False alone",
+    ),
+    m(
+        EX9,
+        "eval-undone-by-train",
+        (E9_TR, "pass"),
+        ["running_mean and running_var", "undone by the next model.train()"],
+        "frozen: eval() undone by model.train()",
+    ),
+    m(
+        EX9,
+        "requires-grad-kept",
+        (E9_RG, "pass"),
+        ["gamma (weight) and beta (bias)", "requires_grad is still True", "weight decay"],
+        "frozen: gamma and beta still trained",
+    ),
+    m(
+        EX9,
+        "momentum-zero",
+        ((E9_EV, "module.momentum = 0.0"), (E9_TR, "pass")),
+        ["num_batches_tracked", "momentum=0"],
+        "frozen: momentum=0 hack",
+    ),
+    m(
+        EX9,
+        "track-running-stats-off",
+        ((E9_EV, "module.track_running_stats = False"), (E9_TR, "pass")),
+        ["outputs of model(x) in training mode", "in training mode"],
+        "frozen: track_running_stats switched off",
+    ),
+    m(
+        EX9,
+        "freeze-everything",
+        ("    return model\n", "    model.requires_grad_(False)\n    return model\n"),
+        ["the other layers' parameters are trained", "did not change"],
+        "frozen: every parameter frozen",
+    ),
+    m(
+        EX9,
+        "only-batchnorm2d",
+        (E9_IS, "isinstance(module, nn.BatchNorm2d)"),
+        ["running_mean and running_var", "BatchNorm1d", "_BatchNorm"],
+        "frozen: only BatchNorm2d",
+    ),
+    m(
+        EX9,
+        "misses-sync-and-3d",
+        (E9_IS, "isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d))"),
+        ["running_mean and running_var", "SyncBatchNorm", "_BatchNorm"],
+        "frozen: BatchNorm3d and SyncBatchNorm missed",
+    ),
+    m(
+        EX9,
+        "no-return",
+        ("    return model\n", "\n"),
+        ["returns the model", "returned None"],
+        "frozen: model not returned",
+    ),
+    m(
+        EX9,
+        "swap-drops-keys",
+        ("    for module in model.modules():", E9_SWAP),
+        ["state_dict keys", "num_batches_tracked"],
+        "frozen: in-place swap breaks the state_dict keys",
+    ),
+    m(
+        EX9,
+        "whole-model-eval",
+        (
+            (E9_EV, "pass"),
+            (E9_TR, "pass"),
+            (
+                "    return model\n",
+                "    model.eval()\n    model.train = lambda mode=True: model\n    return model\n",
+            ),
+        ),
+        ["outputs of model(x) in training mode", "Dropout"],
+        "frozen: the whole model kept in eval mode",
+    ),
+    m(
+        EX9,
+        "gradient-stopped",
+        (E9_RG, E9_RG + "\n            module.register_forward_hook(lambda m, i, o: o.detach())"),
+        ["the other layers' parameters are trained", "no gradient reached them"],
+        "frozen: gradient stopped at the frozen layer",
+    ),
+    m(
+        EX9,
+        "bn-core-freeze",
+        (
+            "    for module in model.modules():",
+            "    model = __import__('bn_core.torch_bridge', fromlist=['x']).freeze_batchnorm(model)\n"
+            "    for module in model.modules():",
+        ),
+        ["rules", "bn_core"],
+        "uses bn_core's freeze_batchnorm (rules)",
+    ),
+]
+
+# -- ex11: a residual block with BN, and the residual stream at initialization --------------------
+E11_G2 = '"gamma2": zeros.copy() if zero_init_last_gamma else ones.copy(),'
+E11_POST = 'h2, m2, v2 = bn(np.maximum(h1, 0) @ p["W2"], 2)\n        y = np.maximum(x + h2, 0)'
+E11_PRE = 'y = x + np.maximum(h2, 0) @ p["W2"]'
+E11_OUT = 'out = p[f"gamma{k}"] * (h - mu) / np.sqrt(var + eps) + p[f"beta{k}"]'
+E11_MEAN = 'new_mean = (1 - momentum) * p[f"running_mean{k}"] + momentum * mu'
+E11_MS0, E11_MS = "out = [np.mean(h**2)]", "out.append(np.mean(h**2))"
+
+MUTANTS += [
+    m(
+        EX11,
+        "zero-gamma1",
+        (
+            (
+                '"gamma1": ones.copy(),',
+                '"gamma1": zeros.copy() if zero_init_last_gamma else ones.copy(),',
+            ),
+            (E11_G2, '"gamma2": ones.copy(),'),
+        ),
+        ["gamma1 [", "FIRST BN"],
+        "residual: zero-init gamma on the wrong BN",
+    ),
+    m(
+        EX11,
+        "zero-init-ignored",
+        (E11_G2, '"gamma2": ones.copy(),'),
+        ["gamma2 [", "ignore zero_init_last_gamma"],
+        "residual: zero_init_last_gamma ignored",
+    ),
+    m(
+        EX11,
+        "running-var-zero",
+        ('"running_var1": ones.copy(),', '"running_var1": zeros.copy(),'),
+        ["running_var1 [", "starts at 1"],
+        "residual: running_var initialized at 0",
+    ),
+    m(
+        EX11,
+        "init-float64",
+        ("np.ones(d, dtype=W1.dtype), np.zeros(d, dtype=W1.dtype)", "np.ones(d), np.zeros(d)"),
+        ["gamma1 [float32", "dtype float64, expected float32"],
+        "float32 in, float64 out",
+    ),
+    m(
+        EX11,
+        "bn-after-addition",
+        (
+            E11_POST,
+            'h2, m2, v2 = bn(x + np.maximum(h1, 0) @ p["W2"], 2)\n        y = np.maximum(h2, 0)',
+        ),
+        ["y [", "after the addition"],
+        "residual: BN after the addition",
+    ),
+    m(
+        EX11,
+        "skip-forgotten",
+        ("y = np.maximum(x + h2, 0)", "y = np.maximum(h2, 0)"),
+        ["y [", "skip connection is missing"],
+        "residual: skip connection forgotten",
+    ),
+    m(
+        EX11,
+        "relu-after-addition-pre",
+        (E11_PRE, 'y = np.maximum(x + np.maximum(h2, 0) @ p["W2"], 0)'),
+        ["y [", "ReLU follows the addition"],
+        "residual: ReLU after the addition in a pre-activation block",
+    ),
+    m(
+        EX11,
+        "eval-statistics",
+        (
+            E11_OUT,
+            'out = p[f"gamma{k}"] * (h - p[f"running_mean{k}"]) / np.sqrt(p[f"running_var{k}"] + eps) + p[f"beta{k}"]',
+        ),
+        ["y [", "eval-mode statistics"],
+        "batch statistics in eval mode",
+    ),
+    m(
+        EX11,
+        "unbiased-normalize",
+        ("var = ((h - mu) ** 2).mean(axis=0)", "var = ((h - mu) ** 2).sum(axis=0) / (n - 1)"),
+        ["y [", "unbiased variance"],
+        "unbiased variance to normalize",
+    ),
+    m(
+        EX11,
+        "momentum-reversed",
+        (E11_MEAN, 'new_mean = momentum * p[f"running_mean{k}"] + (1 - momentum) * mu'),
+        ["running['running_mean1']", "momentum is reversed"],
+        "momentum reversed",
+    ),
+    m(
+        EX11,
+        "biased-running-var",
+        ("momentum * var * (n / (n - 1))", "momentum * var"),
+        ["running['running_var1']", "biased variance"],
+        "biased variance in running_var",
+    ),
+    m(
+        EX11,
+        "eps-ignored",
+        ("np.sqrt(var + eps)", "np.sqrt(var + 1e-5)"),
+        ["y [", "eps argument"],
+        "argument ignored",
+    ),
+    m(
+        EX11,
+        "running-in-place",
+        (
+            E11_MEAN,
+            'new_mean = p[f"running_mean{k}"]\n        new_mean *= 1 - momentum\n        new_mean += momentum * mu',
+        ),
+        ["block_forward leaves its inputs unchanged", "in place"],
+        "input mutated",
+    ),
+    m(
+        EX11,
+        "block-argument-ignored",
+        (
+            '    if block == "post":\n        h1, m1, v1 = bn(x @ p',
+            "    if True:\n        h1, m1, v1 = bn(x @ p",
+        ),
+        ["y [", "other kind of block"],
+        "residual: block kind ignored",
+    ),
+    m(
+        EX11,
+        "stream-variance",
+        ((E11_MS0, "out = [np.var(h)]"), (E11_MS, "out.append(np.var(h))")),
+        ["stream mean squares", "variance (the mean removed)"],
+        "residual: variance instead of the mean square",
+    ),
+    m(
+        EX11,
+        "stream-variance-axis1",
+        (
+            (E11_MS0, "out = [np.var(h, axis=1).mean()]"),
+            (E11_MS, "out.append(np.var(h, axis=1).mean())"),
+        ),
+        ["stream mean squares", "axis=1"],
+        "residual: variance over the wrong axis",
+    ),
+    m(
+        EX11,
+        "stream-no-input-entry",
+        (E11_MS0, "out = []"),
+        ["stream mean squares", "has shape"],
+        "residual: stream list without the input",
+    ),
+    m(
+        EX11,
+        "stream-norm-ignored",
+        ("        if norm:\n", "        if True:\n"),
+        ["stream mean squares", "norm argument"],
+        "argument ignored",
+    ),
+    m(
+        EX11,
+        "stream-zero-init-ignored",
+        ("init_block(W1, W2, zero_init_last_gamma)", "init_block(W1, W2)"),
+        ["stream mean squares", "ignore zero_init_last_gamma"],
+        "argument ignored",
+    ),
+    m(
+        EX11,
+        "stream-float64",
+        ("np.array(out, dtype=x.dtype)", "np.array(out, dtype=float)"),
+        ["stream mean squares", "dtype float64, expected float32"],
+        "float32 in, float64 out",
+    ),
+    m(
+        EX11,
+        "torch-relu",
+        (
+            "y = np.maximum(x + h2, 0)",
+            "y = __import__('torch').relu(__import__('torch').from_numpy(x + h2)).numpy()",
         ),
         ["rules", "torch"],
         "uses torch via __import__ (rules)",

@@ -10,7 +10,25 @@ folded ``a * x + b`` form, a dict as cache. Every grading cell must pass.
 
 from __future__ import annotations
 
-from exercise_mutants import EX1, EX2, EX3, EX4, EX5, EX6, EX7, EX8, EX10, Mutant
+from exercise_mutants import (
+    E9_IS,
+    E9_RG,
+    E9_TR,
+    E11_MS,
+    E11_MS0,
+    EX1,
+    EX2,
+    EX3,
+    EX4,
+    EX5,
+    EX6,
+    EX7,
+    EX8,
+    EX9,
+    EX10,
+    EX11,
+    Mutant,
+)
 
 
 def v(exercise, name, edits):
@@ -517,6 +535,160 @@ VARIANTS: list[Mutant] = [
             "    xh = xh.reshape(x.shape)\n"
             "    others = tuple(a for a in range(x.ndim) if a != 1)\n"
             "    return dx.reshape(x.shape), (dy * xh).sum(axis=others), dy.sum(axis=others)",
+        ),
+    ),
+]
+
+# -- ex09: freezing batch normalization (torch) -------------------------------------------------------
+E9_HANDWRITTEN = """    class FrozenBN(nn.Module):
+        # a hand-written replacement with exactly BN's parameters and buffers (as buffers)
+        def __init__(self, bn):
+            super().__init__()
+            self.bn_eps, self.track = bn.eps, bn.running_mean is not None
+            for name, value in list(bn.named_parameters()) + list(bn.named_buffers()):
+                self.register_buffer(name, value.detach().clone())
+
+        def forward(self, x):
+            if not self.track:  # no statistics: batch statistics, as in eval mode
+                return nn.functional.batch_norm(
+                    x, None, None, getattr(self, "weight", None), getattr(self, "bias", None),
+                    True, 0.0, self.bn_eps,
+                )
+            return nn.functional.batch_norm(
+                x, self.running_mean, self.running_var, getattr(self, "weight", None),
+                getattr(self, "bias", None), False, 0.0, self.bn_eps,
+            )
+
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                setattr(parent, name, FrozenBN(child))
+    return model
+    for module in model.modules():"""
+
+VARIANTS += [
+    v(
+        EX9,
+        "pre-hook-eval",
+        (
+            E9_TR,
+            "module.register_forward_pre_hook(lambda layer, inputs: setattr(layer, 'training', False))",
+        ),
+    ),
+    v(
+        EX9,
+        "class-swap",
+        (
+            E9_TR,
+            "module.__class__ = type('Frozen' + type(module).__name__, (type(module),), "
+            "{'train': stay_in_eval})",
+        ),
+    ),
+    v(
+        EX9,
+        "helper-named-freeze-batchnorm-tuple-loop",
+        (
+            (
+                E9_IS,
+                "isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, "
+                "nn.SyncBatchNorm))",
+            ),
+            (
+                E9_RG,
+                "for p in module.parameters():\n                p.requires_grad = False",
+            ),
+            ("    return model\n", "    return freeze_batchnorm(model)\n"),
+            (
+                "    def stay_in_eval(",
+                "    def freeze_batchnorm(m):  # a helper of one's own, a book name\n"
+                "        return m\n\n    def stay_in_eval(",
+            ),
+        ),
+    ),
+    v(
+        EX9,
+        "model-level-train-override",
+        (
+            (E9_TR, "pass"),
+            (
+                "    return model\n",
+                "    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]\n"
+                "    plain_train = model.train\n\n"
+                "    def train(mode=True):\n"
+                "        plain_train(mode)\n"
+                "        for bn in bns:\n"
+                "            bn.eval()\n"
+                "        return model\n\n"
+                "    model.train = train\n"
+                "    return model\n",
+            ),
+        ),
+    ),
+    v(
+        EX9,
+        "handwritten-replacement-same-keys",
+        ("    for module in model.modules():", E9_HANDWRITTEN),
+    ),
+]
+
+# -- ex11: residual block ---------------------------------------------------------------------------
+VARIANTS += [
+    v(
+        EX11,
+        "helper-named-batch-norm-einsum",
+        (
+            (
+                'h1, m1, v1 = bn(x @ p["W1"], 1)',
+                "h1, m1, v1 = batch_norm(np.einsum('nd,de->ne', x, p[\"W1\"]), 1)",
+            ),
+            (
+                "    def bn(h, k):",
+                "    def batch_norm(h, k):  # the book's name, numpy inside\n        return bn(h, k)\n\n    def bn(h, k):",
+            ),
+        ),
+    ),
+    v(
+        EX11,
+        "stream-loop-mean-square",
+        (
+            (E11_MS0, "out = [sum(float(v) ** 2 for v in h.ravel()) / h.size]"),
+            (E11_MS, "out.append(sum(float(v) ** 2 for v in h.ravel()) / h.size)"),
+        ),
+    ),
+    v(
+        EX11,
+        "float64-then-cast-back",
+        (
+            (
+                "    n = x.shape[0]\n",
+                "    dtype = x.dtype\n    x = x.astype(np.float64)\n    p = {k: v.astype(np.float64) for k, v in p.items()}\n    n = x.shape[0]\n",
+            ),
+            (
+                "    return y, running\n",
+                "    return y.astype(dtype), {k: v.astype(dtype) for k, v in running.items()}\n",
+            ),
+        ),
+    ),
+    v(
+        EX11,
+        "init-dict-comprehension",
+        (
+            "ones, zeros = np.ones(d, dtype=W1.dtype), np.zeros(d, dtype=W1.dtype)",
+            "ones, zeros = np.ones(d, dtype=W1.dtype), np.zeros(d, dtype=W1.dtype)\n"
+            "    p = {f\"{name}{k}\": (zeros if name in ('beta', 'running_mean') else ones).copy()\n"
+            "         for name in ('gamma', 'beta', 'running_mean', 'running_var') for k in (1, 2)}\n"
+            "    if zero_init_last_gamma:\n"
+            "        p['gamma2'] = np.zeros_like(p['gamma2'])\n"
+            "    return {'W1': W1, 'W2': W2, **p}",
+        ),
+    ),
+    v(
+        EX11,
+        "stream-transpose-written-out",
+        (
+            "h, _ = block_forward(h, init_block(W1, W2, zero_init_last_gamma), block, eps=eps)",
+            "y, _unused = block_forward(h.T.copy().T, init_block(W1, W2, zero_init_last_gamma), block=block, momentum=0.5, eps=eps)\n"
+            "            h = y",
         ),
     ),
 ]

@@ -53,7 +53,9 @@ REQUIRED = [
     "ex06_spatial_batchnorm",
     "ex07_folding",
     "ex08_sync_batchnorm",
+    "ex09_freeze_batchnorm",
     "ex10_layer_group_norm",
+    "ex11_residual_block",
 ]
 
 
@@ -394,6 +396,19 @@ class TestCatalogue:
             "sync: local N in the backward",
             "sync: synchronizing in eval",
             "sync: sum-of-squares merge",
+            "frozen: requires_grad=False alone",
+            "frozen: eval() undone by model.train()",
+            "frozen: momentum=0 hack",
+            "frozen: every parameter frozen",
+            "frozen: only BatchNorm2d",
+            "frozen: BatchNorm3d and SyncBatchNorm missed",
+            "frozen: model not returned",
+            "frozen: in-place swap breaks the state_dict keys",
+            "residual: BN after the addition",
+            "residual: zero-init gamma on the wrong BN",
+            "residual: skip connection forgotten",
+            "residual: ReLU after the addition in a pre-activation block",
+            "residual: variance over the wrong axis",
         ]:
             assert required in mistakes, required
 
