@@ -134,7 +134,9 @@ class EnsembleResMLP(nn.Module):
             nn.Parameter(torch.zeros(n_models, 1, b)) for _, b in shapes[-n_biased:]
         )
         if skipinit:
-            self.alphas = nn.Parameter(torch.zeros(self.depth, n_models, 1, 1))
+            self.alphas = nn.ParameterList(
+                nn.Parameter(torch.zeros(n_models, 1, 1)) for _ in range(self.depth)
+            )
         if norm == "batch":
             # BN layers: 2 per block, plus the stem's (post) or the one before the head (pre)
             n_bn = 2 * self.depth + 1
