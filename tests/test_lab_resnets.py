@@ -8,6 +8,7 @@ from bn_core.lab import ensemble, resnets  # noqa: E402
 from bn_core.lab.data import Dataset  # noqa: E402
 
 F = torch.nn.functional
+torch.set_num_threads(1)  # tiny tensors: one thread avoids wake-up latency on a loaded machine
 
 
 def _x(n=48, d=12, seed=0):
