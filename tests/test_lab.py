@@ -23,6 +23,17 @@ def small(digits):
     )
 
 
+def test_digits_are_read_exactly_as_scikit_learn_reads_them():
+    """lab.data reads the digits file itself (importing sklearn costs seconds): same arrays."""
+    from sklearn.datasets import load_digits
+
+    x, y = lab.data._load_digits()
+    x_ref, y_ref = load_digits(return_X_y=True)
+    assert x.dtype == x_ref.dtype and y.dtype == y_ref.dtype
+    np.testing.assert_array_equal(x, x_ref)
+    np.testing.assert_array_equal(y, y_ref)
+
+
 def test_digits_split_is_disjoint_complete_and_seeded(digits):
     assert digits.x_train.shape == (1300, 64) and digits.x_test.shape == (497, 64)
     assert digits.x_train.dtype == np.float32 and digits.y_train.dtype == np.int64
