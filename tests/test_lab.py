@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bn_core import lab
-from bn_core.lab import ensemble, models, train
+from bn_core.lab import ensemble, ics, models, train
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +21,17 @@ def small(digits):
     return lab.data.Dataset(
         "digits-small", digits.x_train[:240], digits.y_train[:240], digits.x_test, digits.y_test
     )
+
+
+def test_digits_are_read_exactly_as_scikit_learn_reads_them():
+    """lab.data reads the digits file itself (importing sklearn costs seconds): same arrays."""
+    from sklearn.datasets import load_digits
+
+    x, y = lab.data._load_digits()
+    x_ref, y_ref = load_digits(return_X_y=True)
+    assert x.dtype == x_ref.dtype and y.dtype == y_ref.dtype
+    np.testing.assert_array_equal(x, x_ref)
+    np.testing.assert_array_equal(y, y_ref)
 
 
 def test_digits_split_is_disjoint_complete_and_seeded(digits):
@@ -143,6 +154,45 @@ def test_ensemble_eval_train_false_skips_only_the_training_set(small):
     np.testing.assert_array_equal(lean.steps, full.steps)
     np.testing.assert_allclose(lean.test_loss, full.test_loss, rtol=1e-6)
     np.testing.assert_allclose(lean.test_acc, full.test_acc)
+
+
+def test_ensemble_eval_target_skips_only_evaluations_after_every_member_reached_it(small):
+    """eval_target: same training, same steps to the target and final values, fewer evaluations."""
+    runs, probed = {}, {}
+    for target in (None, 0.5):
+        # members 0 and 1 learn fast; member 2 (tiny weights, tiny lr) never reaches 50%
+        ens = ensemble.EnsembleMLP(3, 64, hidden=(16,), seeds=[0, 1, 2], init_std=[1, 1, 1e-3])
+        probed[target] = []
+
+        def probe(model, step, seen=probed[target]):
+            seen.append(step)
+
+        kwargs = dict(steps=60, lr=[0.5, 0.5, 0.01], eval_every=5, eval_train=False)
+        runs[target] = ensemble.train_ensemble(ens, small, **kwargs, eval_target=target)
+        runs[target, "pair"] = ensemble.train_ensemble(
+            ensemble.EnsembleMLP(2, 64, hidden=(16,), seeds=[0, 1], init_std=1.0),
+            small,
+            **kwargs | dict(lr=0.5),
+            on_eval=probe,
+            eval_target=target,
+        )
+    full, lean = runs[None], runs[0.5]
+    assert not (full.test_acc[2] >= 0.5).any()  # while one member has not got there ...
+    np.testing.assert_array_equal(lean.steps, full.steps)  # ... nothing is skipped
+    np.testing.assert_array_equal(lean.test_acc, full.test_acc)
+    full, lean = runs[None, "pair"], runs[0.5, "pair"]
+    last_first = ics.first_step_reaching(full.steps, full.test_acc, 0.5).max()
+    assert 0 < last_first < 55  # the test needs members that get there early
+    np.testing.assert_array_equal(lean.steps, [*full.steps[full.steps <= last_first], 60])
+    keep = np.isin(full.steps, lean.steps)
+    np.testing.assert_array_equal(lean.test_acc, full.test_acc[:, keep])
+    np.testing.assert_array_equal(lean.test_loss, full.test_loss[:, keep])
+    np.testing.assert_array_equal(
+        ics.first_step_reaching(lean.steps, lean.test_acc, 0.5),
+        ics.first_step_reaching(full.steps, full.test_acc, 0.5),
+    )
+    # on_eval follows the evaluations
+    assert probed[None] == full.steps.tolist() and probed[0.5] == lean.steps.tolist()
 
 
 def test_fused_bn_equals_the_default_path(small):

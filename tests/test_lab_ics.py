@@ -80,6 +80,16 @@ def test_activation_probe_gives_each_ensemble_member_its_own_statistics():
     np.testing.assert_allclose(out["std"][:, 0], z.std(1), rtol=1e-4)
 
 
+def test_activation_probe_without_moments_records_the_same_percentiles_and_saturation():
+    model = EnsembleMLP(3, 4, hidden=(5, 5), out_features=2, init_std=[0.1, 1.0, 10.0])
+    x = np.random.default_rng(3).normal(size=(40, 4)).astype(np.float32)
+    full = ics.activation_probe(x)(model, 0)
+    lean = ics.activation_probe(x, moments=False)(model, 0)
+    assert sorted(lean) == ["percentiles", "saturated"]
+    for key in lean:
+        np.testing.assert_array_equal(lean[key], full[key])
+
+
 def test_grad_norm_probe_matches_the_gradients_and_skips_steps():
     torch.manual_seed(0)
     model = MLP(4, hidden=(5, 5), out_features=3)

@@ -101,6 +101,7 @@ def lr_sweep(
     on_eval: Callable | None = None,
     on_step: Callable | None = None,
     eval_train: bool = True,
+    eval_target: float | None = None,
     **model_kwargs,
 ) -> Sweep:
     """Train one network per (learning rate, seed) pair, all in one :class:`EnsembleMLP`.
@@ -113,9 +114,10 @@ def lr_sweep(
     seeds : sequence of int
         Seeds of the initialization and of the mini-batch order; the same seeds at every
         learning rate, so that two sweeps with the same seeds can be compared seed by seed.
-    steps, batch_size, eval_every, on_eval, on_step, eval_train
+    steps, batch_size, eval_every, on_eval, on_step, eval_train, eval_target
         As in :func:`bn_core.lab.ensemble.train_ensemble` (with ``eval_train=False`` the
-        sweep has no ``train_acc`` or ``train_loss`` to select by).
+        sweep has no ``train_acc`` or ``train_loss`` to select by; with ``eval_target`` only
+        :meth:`Sweep.steps_to` that target and :meth:`Sweep.final` are meaningful).
     hidden : sequence of int, default (100, 100, 100)
     **model_kwargs
         Passed to :class:`EnsembleMLP` (``activation``, ``norm``, ``init_std``, ``dropout``,
@@ -149,6 +151,7 @@ def lr_sweep(
         on_eval=on_eval,
         on_step=on_step,
         eval_train=eval_train,
+        eval_target=eval_target,
     )
     return Sweep(lrs=lrs, seeds=seeds, history=history, model=model)
 

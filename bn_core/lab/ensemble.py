@@ -374,6 +374,7 @@ def train_ensemble(
     on_step: Callable[[EnsembleMLP, int], dict | None] | None = None,
     on_eval: Callable[[EnsembleMLP, int], dict | None] | None = None,
     eval_train: bool = True,
+    eval_target: float | None = None,
 ) -> History:
     """Train every member of ``model`` with plain mini-batch SGD and cross-entropy.
 
@@ -395,6 +396,12 @@ def train_ensemble(
         Also evaluate on the whole training set at every evaluation. Evaluating the training
         set costs more than the test set (it is larger); pass False for runs that only use
         test accuracy. ``train_loss`` and ``train_acc`` are then None.
+    eval_target : float, optional
+        For runs that only read the steps to reach a test accuracy and the final values: once
+        every member's test accuracy has reached ``eval_target`` (or the member diverged), the
+        evaluations (and ``on_eval`` calls) before the last step are skipped, since they can no
+        longer change a first step reaching the target. ``History.steps`` lists the steps that
+        were evaluated. None (default) evaluates every ``eval_every`` steps.
 
     Returns
     -------
@@ -419,6 +426,7 @@ def train_ensemble(
     alive = torch.ones(n, dtype=torch.bool)
     evals: dict[str, list] = defaultdict(list)
     per_step: dict[str, list] = defaultdict(list)
+    reached = np.zeros(n, dtype=bool)  # test accuracy has reached eval_target
 
     def do_eval(step: int) -> None:
         dead = (~alive).numpy()
@@ -430,6 +438,8 @@ def train_ensemble(
         results["test_loss"], results["test_acc"] = evaluate(model, data.x_test, data.y_test)
         for key, value in results.items():
             evals[key].append(np.where(dead, np.nan, value))
+        if eval_target is not None:
+            reached[:] |= dead | (results["test_acc"] >= eval_target)
         evals["steps"].append(step)
         if on_eval is not None:
             for key, value in (on_eval(model, step) or {}).items():
@@ -464,7 +474,7 @@ def train_ensemble(
                         # in place: the gradient is not used after the step
                         grad = p.grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
                         p.sub_(scale.view(-1, *[1] * (p.dim() - 1)) * grad)
-        if step % eval_every == 0 or step == steps:
+        if step == steps or (step % eval_every == 0 and not reached.all()):
             do_eval(step)
 
     def members_first(rows: list) -> np.ndarray | None:

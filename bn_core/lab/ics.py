@@ -81,6 +81,7 @@ def activation_probe(
     layer: int = -1,
     percentiles: Sequence[float] = (15, 50, 85),
     threshold: float | None = None,
+    moments: bool = True,
 ) -> Callable[[nn.Module, int], dict[str, np.ndarray]]:
     """An ``on_eval`` callback recording the hidden pre-activations on the probe inputs ``x``.
 
@@ -99,13 +100,17 @@ def activation_probe(
     threshold : float, optional
         A pre-activation counts as saturated when ``|z| > threshold``. Defaults to
         ``saturation_threshold(0.1)``: the sigmoid's slope is below a tenth of its peak.
+    moments : bool, default True
+        Record the per-unit ``"mean"`` and ``"std"``. They cost more than the rest of the probe
+        (a pass over every layer, unit and example); pass False when only the percentiles or
+        the saturation are read.
 
     Returns
     -------
     callable
         ``probe(model, step) -> dict`` with ``"percentiles"`` (S, P), ``"saturated"`` (S, L)
-        (fraction over units and examples) and, when all hidden layers have the same width W,
-        ``"mean"`` and ``"std"`` of shape (S, L, W) (per unit, over the probe set). For a single
+        (fraction over units and examples) and, when ``moments`` is True and all hidden layers
+        have the same width W, ``"mean"`` and ``"std"`` of shape (S, L, W) (per unit, over the probe set). For a single
         :class:`~bn_core.lab.models.MLP` the member axis S is dropped.
 
     Examples
@@ -138,7 +143,9 @@ def activation_probe(
             "percentiles": torch.quantile(pre[layer][:, :, unit], q, dim=1).T,
             "saturated": torch.stack([(p.abs() > limit).float().mean((1, 2)) for p in pre], 1),
         }
-        if len({p.shape[-1] for p in pre}) == 1:  # stacking per-unit statistics needs equal widths
+        if (
+            moments and len({p.shape[-1] for p in pre}) == 1
+        ):  # stacking per-unit statistics needs equal widths
             stacked = torch.stack(pre, 1)  # (S, L, B, W)
             out["mean"] = stacked.mean(2)
             out["std"] = stacked.std(2, unbiased=False)
