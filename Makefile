@@ -19,6 +19,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -r requirements.txt
+	@# jupyter-events pulls in rfc3987-syntax (jsonschema's optional IRI format check, which nothing
+	@# here uses); importing it builds a grammar, ~2.5 s in every kernel and pytest run that loads
+	@# nbformat. jsonschema works without it.
+	$(BIN)/python -m pip uninstall -y -q rfc3987-syntax
 	@touch $(STAMP)
 
 env: $(STAMP)  ## create .venv with everything the course needs
