@@ -14,8 +14,8 @@ torch = pytest.importorskip("torch")
 X = np.random.default_rng(0).normal(size=(4, 3))
 
 
-def watched(fn, *args):
-    with CallWatch() as watch:
+def watched(fn, *args, allow_torch=False):
+    with CallWatch(allow_torch=allow_torch) as watch:
         try:
             fn(*args)
         except Exception:
@@ -86,6 +86,17 @@ def test_any_route_into_torch_is_caught(route):
 def test_any_route_into_bn_core_is_caught(route):
     violations = watched(route, X)
     assert violations and violations[0].startswith("bn_core")
+
+
+def test_allow_torch_lets_torch_run_and_still_catches_bn_core():
+    def torch_then_bn_core(x):
+        torch.nn.functional.batch_norm(torch.from_numpy(x), None, None, training=True)
+        torch.relu(torch.from_numpy(x))
+        return importlib.import_module("bn_core").batch_norm_forward(x, np.ones(3), np.zeros(3))
+
+    assert watched(lambda x: torch.relu(torch.from_numpy(x)), X, allow_torch=True) == []
+    violations = watched(torch_then_bn_core, X, allow_torch=True)
+    assert violations and all(v.startswith("bn_core") for v in violations)
 
 
 def test_allowed_callbacks_and_the_previous_profiler_are_kept():

@@ -23,7 +23,6 @@ torch is imported inside the functions: importing :mod:`bn_core.grading.tasks` m
 from __future__ import annotations
 
 import copy
-import sys
 import types
 
 import numpy as np
@@ -43,25 +42,20 @@ _REFERENCE = ("_reference_freeze", "_frozen_train")
 
 
 class _BnCoreWatch(CallWatch):
-    """:class:`CallWatch` that allows torch (this exercise is written with it) but not bn_core."""
+    """:class:`CallWatch` that allows torch (this exercise is written with it) but not bn_core.
 
-    def __enter__(self) -> _BnCoreWatch:
-        self._dirs = ()  # torch's files are allowed: only bn_core's are looked for
-        self._cache = {}
-        self._mode = None  # no torch dispatch watch: torch operators are allowed
-        self._old = sys.getprofile()
-        sys.setprofile(self._profile)
-        return self
+    This file is inside bn_core and holds the networks the learner's function trains: its code
+    is allowed, except the reference freeze (:data:`_REFERENCE`).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(allow_torch=True)
 
     def _profile(self, frame, event, arg) -> None:
         code = frame.f_code
         if event == "call" and code.co_filename == _HERE and code.co_name not in _REFERENCE:
             return  # the networks' own code and the grader's training step live in this file
         super()._profile(frame, event, arg)
-
-    def _note(self, what: str) -> None:
-        if what.startswith("bn_core") and what not in self.violations and len(self.violations) < 5:
-            self.violations.append(what)
 
 
 _HERE = _BnCoreWatch._profile.__code__.co_filename
